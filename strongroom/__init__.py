@@ -1,0 +1,1 @@
+"""Strongroom: the backup domain library (no Flask, no Celery)."""

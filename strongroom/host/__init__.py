@@ -1,0 +1,1 @@
+"""Talking to Bitbucket: credentials, token exchange, REST reads, rate limits and event parsing."""

@@ -1,0 +1,167 @@
+"""Tenant credentials and the auth that carries them: which host may see what.
+
+Each credential kind says how REST and git authenticate; ``ConnectJWTAuth`` is the one signer of
+outgoing Connect requests and refuses any origin that is not the tenant's own.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Protocol
+from urllib.parse import urlsplit
+
+import requests
+from requests.auth import AuthBase
+
+from ..connect.jwt import sign_request_token
+from ..errors import InvalidInput, PermanentError
+
+TOKEN_PATH = "/site/oauth2/access_token"
+JWT_GRANT_TYPE = "urn:bitbucket:oauth2:jwt"
+GIT_TOKEN_USERNAME = "x-token-auth"  # "The literal string x-token-auth ... is required" (reference §4.4)
+
+
+class ForeignOrigin(PermanentError):
+    """Refused to send a tenant's credentials to an origin that is not the tenant's own."""
+
+    code = "foreign_origin"
+    status = 502
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """How to obtain an access token: POST ``data`` to ``url`` authenticated by ``auth``."""
+
+    url: str
+    data: Mapping[str, str]
+    auth: AuthBase = field(repr=False)
+
+
+class HostCredentials(Protocol):
+    """How one tenant authenticates. A new kind (token mode, Forge) is a new class, not a new branch.
+
+    Token mode (Bearer access token, or Basic email:api-token) and Forge (Bearer system token) return
+    their static auth from ``rest_auth``, ``None`` from ``token_grant`` and their own git username.
+    """
+
+    @property
+    def base_url(self) -> str:
+        """The site origin (git, OAuth token endpoint), e.g. ``https://bitbucket.org``."""
+
+    @property
+    def base_api_url(self) -> str:
+        """The REST origin, e.g. ``https://api.bitbucket.org`` (``/2.0`` is appended)."""
+
+    @property
+    def cache_key(self) -> str:
+        """The TokenCache key for this tenant's exchanged access tokens."""
+
+    def rest_auth(self) -> AuthBase:
+        """The auth attached to every REST request (on the tenant's own origins only)."""
+
+    def token_grant(self) -> TokenGrant | None:
+        """The exchange that yields an access token, or None when the credential already is one."""
+
+    def git_credentials(self, access_token: Callable[[], str]) -> tuple[str, str]:
+        """``(username, password)`` for git over HTTPS; ``access_token`` yields an exchanged token."""
+
+
+@dataclass(frozen=True)
+class ConnectCredentials:
+    """A Connect installation: the app key, the clientKey and the installation's shared secret."""
+
+    app_key: str
+    client_key: str
+    shared_secret: str = field(repr=False)
+    base_url: str
+    base_api_url: str
+
+    def __post_init__(self) -> None:
+        if not (self.app_key and self.client_key and self.shared_secret):
+            raise InvalidInput("Connect credentials need an app key, a clientKey and a shared secret")
+        for name in ("base_url", "base_api_url"):
+            object.__setattr__(self, name, _checked_base(getattr(self, name), name))
+
+    @property
+    def cache_key(self) -> str:
+        """Tokens are cached per installation."""
+        return f"connect:{self.client_key}"
+
+    def rest_auth(self) -> AuthBase:
+        """A fresh Connect JWT per request."""
+        return ConnectJWTAuth(self)
+
+    def token_grant(self) -> TokenGrant:
+        """The JWT grant: POST {base_url}/site/oauth2/access_token with a Connect JWT."""
+        return TokenGrant(self.base_url + TOKEN_PATH, {"grant_type": JWT_GRANT_TYPE}, ConnectJWTAuth(self))
+
+    def git_credentials(self, access_token: Callable[[], str]) -> tuple[str, str]:
+        """The exchanged access token with the ``x-token-auth`` username."""
+        return GIT_TOKEN_USERNAME, access_token()
+
+
+class ConnectJWTAuth(AuthBase):
+    """Signs each request with a fresh Connect JWT (iss = app key, sub = clientKey, qsh)."""
+
+    def __init__(self, credentials: ConnectCredentials, *, lifetime: int = 180,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._credentials = credentials
+        self._lifetime = lifetime
+        self._clock = clock
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        creds = self._credentials
+        url = request.url or ""
+        # The qsh path is relative to the base the request is addressed to: "/2.0/..." for the API,
+        # "/site/oauth2/access_token" for the token endpoint (reference §3.4, §4.1).
+        base_path = _base_path_for(url, (creds.base_api_url, creds.base_url))
+        parts = urlsplit(url)
+        token = sign_request_token(
+            creds.shared_secret, issuer=creds.app_key, subject=creds.client_key,
+            method=request.method or "GET", path=parts.path or "/", query=parts.query,
+            base_path=base_path, lifetime=self._lifetime, now=self._clock(),
+        )
+        request.headers["Authorization"] = f"JWT {token}"  # scheme is case-sensitive at Bitbucket
+        return request
+
+    def __repr__(self) -> str:
+        return f"ConnectJWTAuth(client_key={self._credentials.client_key!r})"
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """``(scheme, host, port)`` of a URL, with the scheme's default port filled in."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or ""), parts.port or {"http": 80, "https": 443}.get(scheme)
+
+
+def safe_origin(url: str) -> tuple[str, str, int | None] | None:
+    """Like :func:`origin`, but None for a URL whose port does not parse."""
+    try:
+        return origin(url)
+    except ValueError:  # a malformed port
+        return None
+
+
+def _base_path_for(url: str, bases: tuple[str, ...]) -> str:
+    target, path = safe_origin(url), urlsplit(url).path or "/"
+    candidates = [urlsplit(base).path.rstrip("/") for base in bases if origin(base) == target]
+    if not candidates:
+        raise ForeignOrigin("refusing to sign a request for a foreign origin")
+    under = [base for base in candidates if not base or path == base or path.startswith(base + "/")]
+    if not under:
+        raise ForeignOrigin("refusing to sign a request outside the tenant's base URLs")
+    return max(under, key=len)
+
+
+def _checked_base(url: str, name: str) -> str:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except (TypeError, ValueError, AttributeError):
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput(f"{name} must be an absolute http(s) URL")
+    if "@" in parts.netloc or parts.query or parts.fragment:
+        raise InvalidInput(f"{name} must not carry credentials, a query or a fragment")
+    return url.rstrip("/")
