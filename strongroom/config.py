@@ -32,7 +32,7 @@ class Settings:
     outbox_interval_seconds: int = 15
     git_concurrency: int = 2
     max_body_bytes: int = 1024 * 1024
-    lock_lease_seconds: int = 3600
+    lock_lease_seconds: int = 60
     git_timeout_seconds: int = 3600
     queue_prefix: str = ""
     forge_app_id: str | None = None
@@ -87,8 +87,9 @@ class Settings:
             app_secret=env.get("STRONGROOM_APP_SECRET") or None,
             sweep_interval_seconds=_int(env, "STRONGROOM_SWEEP_INTERVAL", 86400),
             maintenance_interval_seconds=_int(env, "STRONGROOM_MAINTENANCE_INTERVAL", 86400),
+            outbox_interval_seconds=_int(env, "STRONGROOM_JANITOR_INTERVAL", 15),
             git_concurrency=_int(env, "STRONGROOM_GIT_CONCURRENCY", 2),
-            lock_lease_seconds=_int(env, "STRONGROOM_LOCK_LEASE", 3600),
+            lock_lease_seconds=_int(env, "STRONGROOM_LOCK_LEASE", 60),
             git_timeout_seconds=_int(env, "STRONGROOM_GIT_TIMEOUT", 3600),
             queue_prefix=env.get("STRONGROOM_QUEUE_PREFIX") or "",
             forge_app_id=env.get("STRONGROOM_FORGE_APP_ID") or None,

@@ -74,6 +74,9 @@ class Installation(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     token_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
     token_expires_at: Mapped[float | None] = mapped_column(nullable=True)
+    credential_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    hook_secret_enc: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_contact_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     details_json: Mapped[str] = mapped_column(Text, default="{}")
 
 
@@ -108,6 +111,9 @@ class Repository(Base):
     snapshot_count: Mapped[int] = mapped_column(Integer, default=0)
     last_fsck_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_maintenance_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_verify_ok: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    last_verify_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -180,3 +186,30 @@ class AccessToken(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class OperatorKey(Base):
+    """An operator credential for one tenant's API (any install path); only its hash is stored."""
+
+    __tablename__ = "operator_keys"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("k"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    label: Mapped[str] = mapped_column(String(255), default="")
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class AuditEntry(Base):
+    """Who did what, when: restores, recoveries, exports, token and scope changes."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_tenant_at", "tenant_id", "at"),)
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("l"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(255), default="")
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(512), default="")
+    details_json: Mapped[str] = mapped_column(Text, default="{}")
