@@ -4,23 +4,16 @@ from __future__ import annotations
 from flask import Blueprint, g, jsonify, request, url_for
 
 from strongroom import access, workspace
-from strongroom.auth import authenticate_connect
-from strongroom.errors import AuthError, InvalidInput
+from strongroom.errors import InvalidInput
 
-from .deps import ctx, dispatcher, signed_request
+from .auth import authenticate_api
+from .deps import ctx, dispatcher
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 MAX_PAGELEN = 100
 
 
-@bp.before_request
-def authenticate():
-    header = request.headers.get("Authorization", "")
-    scheme = header.split(" ", 1)[0].lower()
-    if scheme == "jwt" or (not header and "jwt" in request.args):
-        g.tenant_id = authenticate_connect(ctx(), signed_request()).tenant_id
-        return None
-    raise AuthError("send 'Authorization: JWT <host token>' or 'Authorization: Bearer <session token>'")
+bp.before_request(authenticate_api)
 
 
 def _json_body() -> dict:

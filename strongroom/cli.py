@@ -106,6 +106,25 @@ def cmd_rotate_secrets(settings: Settings, _args) -> int:
     return 0
 
 
+def cmd_api_key(settings: Settings, args) -> int:
+    from .operators import create_operator_key, list_operator_keys, revoke_operator_key
+
+    ctx = Context.create(settings)
+    upgrade(ctx.db, settings.data_dir / "locks")
+    if args.action == "create":
+        issued = create_operator_key(ctx, args.workspace, args.label or "")
+        print(f"operator key {issued.id} for workspace {issued.workspace_slug} (shown once, store it now):")
+        print(issued.key)
+    elif args.action == "revoke":
+        revoke_operator_key(ctx, args.id)
+        print(f"revoked {args.id}")
+    else:
+        for row in list_operator_keys(ctx, args.workspace):
+            state = "revoked" if row["revoked_at"] else "active"
+            print(f"{row['id']}  {row['workspace']}  {state}  {row['label']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="strongroom", description="Backups for Bitbucket Cloud.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -116,6 +135,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply database migrations").set_defaults(fn=cmd_migrate)
     sub.add_parser("rotate-secrets", help="re-encrypt stored secrets under the first "
                    "STRONGROOM_SECRET_KEY").set_defaults(fn=cmd_rotate_secrets)
+    keys = sub.add_parser("api-key", help="operator keys for /api/v1 and the standalone panel")
+    key_sub = keys.add_subparsers(dest="action", required=True)
+    create = key_sub.add_parser("create", help="print a new operator key (shown once, stored hashed)")
+    create.add_argument("--workspace", required=True, help="workspace slug or {uuid}")
+    create.add_argument("--label", default="")
+    revoke = key_sub.add_parser("revoke", help="revoke an operator key")
+    revoke.add_argument("id")
+    listing = key_sub.add_parser("list", help="list operator keys (never the keys themselves)")
+    listing.add_argument("--workspace")
+    keys.set_defaults(fn=cmd_api_key)
     sb = sub.add_parser("sandbox", help="a simulated Bitbucket workspace that installs this add-on")
     sb.add_argument("--addon-url", help="the add-on's base URL (default STRONGROOM_BASE_URL)")
     sb.add_argument("--demo-pushes", type=float, help="push a commit every N seconds")

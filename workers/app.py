@@ -11,15 +11,20 @@ from strongroom.context import Context
 from .config import celery_config
 
 
+def _task_modules() -> tuple:
+    from . import tasks
+
+    return (tasks,)
+
+
 def create_celery(settings: Settings) -> Celery:
     """A Celery app for ``settings``; tasks are registered from workers.tasks."""
     app = Celery("strongroom", set_as_current=True)
     app.conf.update(celery_config(settings))
     app.strongroom_settings = settings
     app.strongroom_contexts = {}
-    from . import tasks  # noqa: F401  (registers the named tasks on the shared app)
-
-    tasks.register(app)
+    for module in _task_modules():
+        module.register(app)
     return app
 
 
