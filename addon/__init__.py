@@ -11,6 +11,15 @@ from strongroom.ports import Dispatcher
 
 from . import api, errors, git, lifecycle, site, webhooks
 
+# One line per feature blueprint.
+BLUEPRINTS = (
+    site,
+    lifecycle,
+    webhooks,
+    api,
+    git,
+)
+
 
 def create_app(settings: Settings, *, ctx: Context | None = None, dispatcher: Dispatcher | None = None) -> Flask:
     """Build the web app for ``settings`` (tests may inject a context and a dispatcher)."""
@@ -23,7 +32,7 @@ def create_app(settings: Settings, *, ctx: Context | None = None, dispatcher: Di
         dispatcher = CeleryDispatcher(settings)
     app.extensions["strongroom.dispatcher"] = dispatcher
     errors.register(app)
-    for module in (site, lifecycle, webhooks, api, git):
+    for module in BLUEPRINTS:
         app.register_blueprint(module.bp)
     logging.getLogger(__name__).debug("web app ready for %s", settings.base_url)
     return app

@@ -150,6 +150,21 @@ class HostClient:
         workspace, slug = full_name.split("/")
         return f"{self._credentials.base_url}/{_segment(workspace)}/{_segment(slug)}.git"
 
+    def request_json(self, method: str, path: str, *, json_body: dict | None = None, params: dict | None = None,
+                     gone: type[StrongroomError] = NotFound) -> dict:
+        """Any REST 2.0 call (path relative to the API root ``/2.0/``, e.g. ``workspaces/x/hooks``), authenticated
+        and retried like every other call; an empty body answers ``{}``. For modules that add host operations."""
+        url = f"{self._cloud.url}/{path}"
+        response = self._send(url, lambda: self._session.request(
+            method, url, json=json_body, params=params, timeout=self._timeout,
+            headers={"Accept": "application/json"}, allow_redirects=False))
+        _raise_for_status(response, gone=gone)
+        return _json_object(response) if response.content else {}
+
+    def iter_paged(self, path: str, *, gone: type[StrongroomError] = NotFound) -> Iterator[dict]:
+        """Every value of a paginated REST collection, following the host's ``next`` links."""
+        return self._paged(path, gone=gone)
+
     # --- plumbing -----------------------------------------------------------------------------
 
     def _exchange_token(self) -> tuple[str, float]:
