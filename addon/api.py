@@ -64,7 +64,10 @@ def repository(uuid: str):
 
 @bp.put("/scope")
 def scope():
-    return jsonify(workspace.update_scope_mode(ctx(), g.tenant_id, _json_body().get("mode")))
+    view, to_sync = workspace.update_scope_mode(ctx(), g.tenant_id, _json_body().get("mode"))
+    for repository_id in to_sync:
+        dispatcher().sync_repository(repository_id)
+    return jsonify(view)
 
 
 @bp.put("/repositories/<uuid>/scope")

@@ -217,7 +217,7 @@ def _gone_upstream(ctx: Context, plan: _Plan) -> bool:
     try:
         ctx.host_for(plan.installation).get_repository(plan.manifest["workspace"]["uuid"],
                                                        plan.manifest["repository"]["uuid"])
-    except NotFound:
+    except (NotFound, RepositoryGone):
         return True
     except StrongroomError:
         return False
@@ -241,12 +241,26 @@ def inventory(ctx: Context, tenant_id: str) -> None:
             repo, _ = upsert_repository(ctx, s, tenant, info)
             repo.deleted_upstream, repo.deleted_at = False, None
         seen = {i.uuid for i in listed}
-        missing = s.scalars(select(Repository).where(Repository.tenant_id == tenant_id,
-                                                     Repository.deleted_upstream.is_(False),
-                                                     Repository.uuid.not_in(seen) if seen else true())).all()
-        for repo in missing:
-            mark_deleted_upstream(repo)
+        missing = [r.uuid for r in s.scalars(select(Repository).where(
+            Repository.tenant_id == tenant_id, Repository.deleted_upstream.is_(False),
+            Repository.uuid.not_in(seen) if seen else true()))]
         tenant.last_sweep_at = utcnow()
+    gone = [uuid for uuid in missing if _confirmed_gone(host, workspace, uuid)]
+    with ctx.db.session() as s:
+        for repo in s.scalars(select(Repository).where(Repository.tenant_id == tenant_id,
+                                                       Repository.uuid.in_(gone))):
+            mark_deleted_upstream(repo)
+
+
+def _confirmed_gone(host, workspace: str, uuid: str) -> bool:
+    """Absent from the listing is not enough: only a 404 for the repository itself flags it deleted."""
+    try:
+        host.get_repository(workspace, uuid)
+    except (NotFound, RepositoryGone):
+        return True
+    except StrongroomError:
+        return False
+    return False
 
 
 def run_backup_job(ctx: Context, job_id: str, dispatcher: Dispatcher) -> int:

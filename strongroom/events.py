@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from .backup import request_sync
 from .connect.payloads import normalize_uuid
 from .context import Context
-from .errors import Forbidden, InvalidInput
+from .errors import Forbidden, InvalidInput, PermanentError
 from .host.events import RepositoryEvent, parse_repository_event
 from .ports import Dispatcher
 from .repositories import (RepoInfo, ensure_not_foreign, find_repository, mark_deleted_upstream,
@@ -56,9 +56,14 @@ def process_event(ctx: Context, event_id: str, dispatcher: Dispatcher) -> str:
         if row is None or row.processed_at is not None:
             return "skipped"
         row.attempts += 1
-        event = parse_repository_event(row.event_key, json.loads(row.payload_json))
-        tenant = s.get(Tenant, row.tenant_id)
-        to_sync = _apply(ctx, s, tenant, event)
+        try:
+            event = parse_repository_event(row.event_key, json.loads(row.payload_json))
+            with s.begin_nested():
+                to_sync = _apply(ctx, s, s.get(Tenant, row.tenant_id), event)
+        except PermanentError as exc:  # recorded, never retried forever by the janitor
+            row.processed_at, row.error = utcnow(), f"{exc.code}: {exc}"
+            log.warning("event %s could not be applied: %s", event_id, row.error)
+            return "rejected"
         row.processed_at, row.error = utcnow(), None
     if to_sync:
         dispatcher.sync_repository(to_sync)

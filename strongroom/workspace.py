@@ -93,12 +93,24 @@ def repository_detail(ctx: Context, tenant_id: str, uuid: str) -> dict:
         return repository_view(s.get(Tenant, tenant_id), get_repository(s, tenant_id, uuid))
 
 
-def update_scope_mode(ctx: Context, tenant_id: str, mode: object) -> dict:
+def update_scope_mode(ctx: Context, tenant_id: str, mode: object) -> tuple[dict, list[str]]:
+    """Switch the workspace mode (explicit choices are kept); returns the view and repositories to sync
+    because they just came into scope."""
     if not isinstance(mode, str):
         raise InvalidInput("mode must be a string")
     with ctx.db.session() as s:
-        set_mode(s.get(Tenant, tenant_id), mode)
-    return installation_view(ctx, tenant_id)
+        tenant = s.get(Tenant, tenant_id)
+        before = tenant.scope_mode
+        set_mode(tenant, mode)
+        to_sync: list[str] = []
+        if before != mode and mode == "all":
+            newly = s.scalars(select(Repository).where(Repository.tenant_id == tenant_id,
+                                                       Repository.scope_choice.is_(None),
+                                                       Repository.deleted_upstream.is_(False))).all()
+            for repo in newly:
+                request_sync(repo, "manual")
+                to_sync.append(repo.id)
+    return installation_view(ctx, tenant_id), to_sync
 
 
 def update_repository_scope(ctx: Context, tenant_id: str, uuid: str, included: object) -> tuple[dict, str | None]:

@@ -220,3 +220,26 @@ def _git_fetch_running() -> bool:
 def _is_busy(pid: int) -> bool:
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
     return bool(out.strip())
+
+
+def test_sweep_flags_a_repository_deleted_without_a_webhook(install_workspace, stack):
+    ws = install_workspace(repos=2)
+    wait_backed_up(stack, ws, "repo-0")
+    wait_backed_up(stack, ws, "repo-1")
+    stack.sandbox.delete_repository(ws.slug, "repo-1", deliver=False)
+    job_id = ws.api.post("/api/v1/backups").json()["job"]["id"]
+    wait_for(lambda: ws.api.get(f"/api/v1/jobs/{job_id}").json()["state"] == "succeeded", 60, message="sweep")
+    views = repos_by_slug(ws)
+    assert views["repo-1"]["deleted_upstream"] is True and views["repo-1"]["snapshot_count"] >= 1
+    assert views["repo-0"]["deleted_upstream"] is False
+
+
+def test_switching_back_to_all_backs_up_repositories_that_came_into_scope(install_workspace, stack):
+    ws = install_workspace(repos=1)
+    repo = wait_backed_up(stack, ws, "repo-0")
+    ws.api.put("/api/v1/scope", {"mode": "selected"})
+    sha = stack.sandbox.commit(ws.slug, "repo-0", message="while out of scope")
+    assert repos_by_slug(ws)["repo-0"]["in_scope"] is False
+    ws.api.put("/api/v1/scope", {"mode": "all"})
+    wait_backed_up(stack, ws, "repo-0")
+    assert snapshots(ws, repo["uuid"])[0]["refs"]["refs/heads/main"] == sha
