@@ -92,7 +92,8 @@ def cmd_beat(settings: Settings, _args) -> int:
 
 def cmd_sandbox(settings: Settings, args) -> int:
     cmd = [PY, "-m", "sandbox", "--addon-url", args.addon_url or settings.base_url,
-           "--root", str(settings.data_dir / "sandbox")]
+           "--root", str(settings.data_dir / "sandbox"), "--port-web", str(args.port_web),
+           "--port-api", str(args.port_api)]
     if args.demo_pushes:
         cmd += ["--demo-pushes", str(args.demo_pushes)]
     return supervise([cmd])
@@ -148,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     sb = sub.add_parser("sandbox", help="a simulated Bitbucket workspace that installs this add-on")
     sb.add_argument("--addon-url", help="the add-on's base URL (default STRONGROOM_BASE_URL)")
     sb.add_argument("--demo-pushes", type=float, help="push a commit every N seconds")
+    sb.add_argument("--port-web", type=int, default=7990, help="the simulated bitbucket.org origin")
+    sb.add_argument("--port-api", type=int, default=7991, help="the simulated api.bitbucket.org origin")
     sb.set_defaults(fn=cmd_sandbox)
     return parser
 
