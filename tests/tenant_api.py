@@ -1,0 +1,56 @@
+"""Test helpers shared by the token-mode and Forge tests: /api/v1 with an operator key, and waiting for backups."""
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import requests
+
+from harness import wait_for
+from strongroom.operators import create_operator_key
+
+
+class OperatorApi:
+    """Calls Strongroom's /api/v1 with an operator key (works on every install path)."""
+
+    def __init__(self, base_url: str, key: str) -> None:
+        self.base_url, self.key = base_url.rstrip("/"), key
+
+    @classmethod
+    def for_workspace(cls, stack, workspace: str) -> "OperatorApi":
+        return cls(stack.base_url, create_operator_key(stack.ctx, workspace, "tests").key)
+
+    def request(self, method: str, path: str, *, json_body=None, params: str = "") -> requests.Response:
+        target = quote(path, safe="/-._~") + (f"?{params}" if params else "")
+        return requests.request(method, self.base_url + target, json=json_body, timeout=30,
+                                headers={"Authorization": f"Bearer {self.key}"})
+
+    def get(self, path: str, params: str = "") -> requests.Response:
+        return self.request("GET", path, params=params)
+
+    def post(self, path: str, json_body=None) -> requests.Response:
+        return self.request("POST", path, json_body=json_body)
+
+    def repos(self) -> dict:
+        return {r["slug"]: r for r in self.get("/api/v1/repositories").json()["values"]}
+
+    def snapshots(self, uuid: str) -> list:
+        return self.get(f"/api/v1/repositories/{uuid}/snapshots", params="pagelen=100").json()["values"]
+
+    def installation(self) -> dict:
+        return self.get("/api/v1/installation").json()
+
+    def access_token(self) -> str:
+        response = self.post("/api/v1/access-tokens", {"label": "tests", "expires_in_days": 7})
+        assert response.status_code == 201, response.text
+        return response.json()["token"]
+
+
+def wait_backed_up(sandbox, api: OperatorApi, workspace: str, slug: str, timeout: float = 60) -> dict:
+    """Wait until the newest snapshot equals the sandbox's live refs; return the repository view."""
+    def done():
+        repo = api.repos().get(slug)
+        if not repo or not repo["snapshot_count"]:
+            return None
+        snaps = api.snapshots(repo["uuid"])
+        return repo if snaps and snaps[0]["refs"] == sandbox.refs(workspace, slug) else None
+    return wait_for(done, timeout, 0.2, message=f"{slug} backed up to the live state")
