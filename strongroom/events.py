@@ -30,19 +30,18 @@ def record_event(ctx: Context, tenant_id: str, *, source: str, delivery_id: str 
     Nothing is stored for an event about another workspace's repository.
     """
     event = parse_repository_event(event_key, data)
-    with ctx.db.session() as s:
-        tenant = s.get(Tenant, tenant_id)
-        ws = event.repository.workspace_uuid
-        if ws is not None and normalize_uuid(ws) != tenant.workspace_uuid:
-            raise Forbidden("the event names a repository of another workspace", code="foreign_workspace")
-        ensure_not_foreign(s, tenant_id, event.repository.uuid)
-        if delivery_id and s.scalars(select(Event.id).where(Event.tenant_id == tenant_id,
-                                                            Event.delivery_id == delivery_id)).first():
-            return None
-    row = Event(tenant_id=tenant_id, source=source, delivery_id=delivery_id, event_key=event_key,
-                payload_json=json.dumps(data, separators=(",", ":")))
     try:
-        with ctx.db.session() as s:
+        with ctx.db.session() as s:  # one transaction: checks, dedupe and insert
+            tenant = s.get(Tenant, tenant_id)
+            ws = event.repository.workspace_uuid
+            if ws is not None and normalize_uuid(ws) != tenant.workspace_uuid:
+                raise Forbidden("the event names a repository of another workspace", code="foreign_workspace")
+            ensure_not_foreign(s, tenant_id, event.repository.uuid)
+            if delivery_id and s.scalars(select(Event.id).where(Event.tenant_id == tenant_id,
+                                                                Event.delivery_id == delivery_id)).first():
+                return None
+            row = Event(tenant_id=tenant_id, source=source, delivery_id=delivery_id, event_key=event_key,
+                        payload_json=json.dumps(data, separators=(",", ":")))
             s.add(row)
     except IntegrityError:
         return None  # a concurrent duplicate delivery won the race

@@ -8,7 +8,7 @@ from .store.models import Installation
 
 
 def rotate_all(ctx: Context) -> int:
-    """Re-encrypt shared secrets and cached tokens; returns how many values were rewritten."""
+    """Re-encrypt shared secrets, credentials, cached tokens and webhook secrets; returns how many were rewritten."""
     count = 0
     with ctx.db.session() as s:
         for inst in s.scalars(select(Installation)):
@@ -17,5 +17,8 @@ def rotate_all(ctx: Context) -> int:
                 count += 1
             if inst.token_enc:
                 inst.token_enc = ctx.box.rotate(inst.token_enc)
+                count += 1
+            if inst.hook_secret_enc:
+                inst.hook_secret_enc = ctx.box.rotate(inst.hook_secret_enc)
                 count += 1
     return count

@@ -5,7 +5,8 @@ from strongroom.config import Settings
 
 DEFAULT_QUEUE = "strongroom"
 GIT_QUEUE = "strongroom.git"
-GIT_TASKS = ("strongroom.sync_repository", "strongroom.maintain_repository")
+GIT_TASKS = ("strongroom.sync_repository", "strongroom.maintain_repository",
+             "strongroom.restore_repository", "strongroom.run_recovery_item", "strongroom.verify_repository")
 
 
 def broker_options(settings: Settings) -> tuple[str, dict]:
@@ -31,12 +32,14 @@ def beat_schedule(settings: Settings) -> dict:
         "sweep": {"task": "strongroom.sweep", "schedule": float(settings.sweep_interval_seconds)},
         "janitor": {"task": "strongroom.janitor", "schedule": float(settings.outbox_interval_seconds)},
         "maintenance": {"task": "strongroom.maintain", "schedule": float(settings.maintenance_interval_seconds)},
+        "drill": {"task": "strongroom.drill_sweep", "schedule": float(settings.drill_interval_seconds)},
+        "restore-janitor": {"task": "strongroom.restore_janitor", "schedule": float(settings.outbox_interval_seconds)},
     }
 
 
 def celery_config(settings: Settings) -> dict:
     url, options = broker_options(settings)
-    return {
+    conf = {
         "broker_url": url,
         "broker_transport_options": options,
         "broker_connection_retry_on_startup": True,
@@ -53,3 +56,6 @@ def celery_config(settings: Settings) -> dict:
         "beat_schedule_filename": str(settings.data_dir / "celerybeat-schedule"),
         "worker_hijack_root_logger": False,
     }
+    if not settings.redis_url:
+        conf["broker_transport"] = "workers.fs_transport:Transport"  # atomic writes, exclusive claims
+    return conf

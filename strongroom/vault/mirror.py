@@ -243,6 +243,14 @@ class Mirror:
         """Cheap check that every ref's history is present; GitPermanentError otherwise."""
         maintenance.check_connectivity(self.path)
 
+    def check_new_history(self, new_tips: Iterable[str], old_tips: Iterable[str]) -> None:
+        """Incremental connectivity check after a sync: walk only what the new tips add over the old
+        ones (cost grows with the change, not with the history); GitPermanentError if anything is missing."""
+        lines = [oid for oid in set(new_tips)] + [f"^{oid}" for oid in set(old_tips)]
+        if lines:
+            run_git(["rev-list", "--objects", "--quiet", "--stdin"], cwd=self.path,
+                    input=("\n".join(lines) + "\n").encode(), timeout=self.timeout)
+
     def fsck(self) -> None:
         """Full object check; GitPermanentError on any problem."""
         maintenance.fsck(self.path)

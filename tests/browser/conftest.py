@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+import os
 from pathlib import Path
 
 import pytest
@@ -55,7 +56,10 @@ def signed_page_url():
 
 
 @pytest.fixture
-def screenshots() -> Path:
-    """Where pictures of the main views are kept for the README (docs/screenshots)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    return SCREENSHOTS
+def screenshots(tmp_path) -> Path:
+    """Where pictures of the main views go: docs/screenshots when STRONGROOM_SCREENSHOTS=1 (to refresh the
+    README's pictures), else a temp dir, so an ordinary test run never rewrites tracked files."""
+    if os.environ.get("STRONGROOM_SCREENSHOTS") == "1":
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        return SCREENSHOTS
+    return tmp_path
