@@ -10,6 +10,9 @@ from strongroom.context import Context
 from strongroom.ports import Dispatcher
 
 from . import api, errors, git, lifecycle, site, webhooks
+from . import panel, panel_api
+from . import forge, hooks, standalone
+from . import restore_api
 
 # One line per feature blueprint.
 BLUEPRINTS = (
@@ -18,6 +21,12 @@ BLUEPRINTS = (
     webhooks,
     api,
     git,
+    panel,
+    panel_api,
+    hooks,
+    forge,
+    standalone,
+    restore_api,
 )
 
 

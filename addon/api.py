@@ -64,7 +64,7 @@ def repository(uuid: str):
 
 @bp.put("/scope")
 def scope():
-    view, to_sync = workspace.update_scope_mode(ctx(), g.tenant_id, _json_body().get("mode"))
+    view, to_sync = workspace.update_scope_mode(ctx(), g.tenant_id, _json_body().get("mode"), actor=g.actor)
     for repository_id in to_sync:
         dispatcher().sync_repository(repository_id)
     return jsonify(view)
@@ -72,7 +72,8 @@ def scope():
 
 @bp.put("/repositories/<uuid>/scope")
 def repository_scope(uuid: str):
-    view, to_sync = workspace.update_repository_scope(ctx(), g.tenant_id, uuid, _json_body().get("in_scope"))
+    view, to_sync = workspace.update_repository_scope(ctx(), g.tenant_id, uuid, _json_body().get("in_scope"),
+                                                      actor=g.actor)
     if to_sync:
         dispatcher().sync_repository(to_sync)
     return jsonify(view)
@@ -107,7 +108,8 @@ def snapshots(uuid: str):
 @bp.post("/access-tokens")
 def create_token():
     body = _json_body()
-    issued = access.create_access_token(ctx(), g.tenant_id, body.get("label", ""), body.get("expires_in_days"))
+    issued = access.create_access_token(ctx(), g.tenant_id, body.get("label", ""), body.get("expires_in_days"),
+                                        actor=g.actor)
     return jsonify({"id": issued.id, "token": issued.token, "username": issued.username,
                     "label": issued.label, "expires_at": workspace.iso(issued.expires_at)}), 201
 
@@ -121,5 +123,5 @@ def list_tokens():
 
 @bp.delete("/access-tokens/<token_id>")
 def revoke_token(token_id: str):
-    access.revoke_access_token(ctx(), g.tenant_id, token_id)
+    access.revoke_access_token(ctx(), g.tenant_id, token_id, actor=g.actor)
     return "", 204

@@ -14,6 +14,8 @@ import requests
 from .auth import TokenStore
 from .delivery import BackgroundQueue, Deliverer, webhook_targets
 from .events import EventBuilder
+from .forge import ForgePlatform
+from .hooks import HookStore
 from .install import (InstallError, fetch_descriptor, lifecycle_payload, lifecycle_url, post_lifecycle,
                       validate_descriptor)
 from .model import Delivery, Installation, Project, Repository, User, Workspace, new_uuid
@@ -21,6 +23,7 @@ from .query import RateLimiter
 from .render import Renderer
 from .repoops import RepoOpsMixin
 from .servers import ServerThread
+from .tokenmode import TokenMode
 
 _SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,61}$")
 _UNSET: Any = object()
@@ -58,6 +61,13 @@ class Sandbox(RepoOpsMixin):
         self._background = BackgroundQueue()
         self.renderer: Renderer | None = None
         self.events: EventBuilder | None = None
+        # Token mode and Forge (sandbox/tokenmode.py, hooks.py, forge.py): extra credentials for REST and
+        # git, and extra receivers of every event the helpers fire.
+        self.tokenmode = TokenMode(self)
+        self.hooks = HookStore(self)
+        self.forge = ForgePlatform(self)
+        self.principal_providers: list = [self.tokenmode, self.forge]
+        self.listeners: list = [self.hooks, self.forge]
 
     # --- servers ----------------------------------------------------------------------------
     def start(self) -> "Sandbox":
@@ -67,12 +77,14 @@ class Sandbox(RepoOpsMixin):
         self._api = ServerThread(create_api_app(self), port=self._ports[1])
         self._web.start()
         self._api.start()
+        self.forge.start()
         self.renderer = Renderer(self.web_url, self.api_url)
         self.events = EventBuilder(self.renderer)
         return self
 
     def stop(self) -> None:
         self.wait_for_deliveries()
+        self.forge.stop()
         for server in (self._web, self._api):
             if server is not None:
                 server.stop()
@@ -293,14 +305,22 @@ class Sandbox(RepoOpsMixin):
 
     def fire(self, workspace_uuid: str, event_key: str, build: Callable[[], dict | None]) -> Delivery | None:
         """Build and deliver an event now, or queue it when `async_delivery` is on."""
-        if not self._active_installs(workspace_uuid):
+        listeners = [sink for sink in self.listeners if sink.wants(workspace_uuid, event_key)]
+        if not self._active_installs(workspace_uuid) and not listeners:
             return None
         data = build()
         if data is None:
             return None
+
+        def send() -> Delivery | None:
+            first = self.deliver_webhook(workspace_uuid, event_key, data)
+            for sink in listeners:
+                sink.deliver(workspace_uuid, event_key, data)
+            return first
+
         if not self.async_delivery:
-            return self.deliver_webhook(workspace_uuid, event_key, data)
-        self._background.put(lambda: self.deliver_webhook(workspace_uuid, event_key, data))
+            return send()
+        self._background.put(send)
         return None
 
     def wait_for_deliveries(self, timeout: float = 30.0) -> None:

@@ -37,6 +37,10 @@ def git_principal(sb: "Sandbox", header: str | None) -> Principal | None:
     scheme, value = parts
     if scheme.lower() == "basic":
         creds = decode_basic(value)
+        for provider in sb.principal_providers if creds else ():  # token mode, Forge system tokens
+            principal = provider.git_principal(*creds)
+            if principal is not None:
+                return principal
         if creds is None or creds[0] != TOKEN_USER:
             return None
         value = creds[1]

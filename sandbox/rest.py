@@ -60,6 +60,10 @@ def authenticate(sb: "Sandbox") -> Principal:
     if parts is None:
         raise ApiError(401, "Authentication required")
     scheme, value = parts
+    for provider in sb.principal_providers:  # token mode, Forge system tokens
+        principal = provider.rest_principal(scheme, value)
+        if principal is not None:
+            return principal
     if scheme == "JWT":
         target = raw_request_target()
         try:
@@ -123,6 +127,7 @@ class Api:
 
 def create_api_app(sb: "Sandbox") -> Flask:
     """The Flask app behind `sb.api_url`."""
+    from .extensions import register_extension_views
     from .rest_views import register_views
 
     app = Flask("sandbox.api")
@@ -155,5 +160,7 @@ def create_api_app(sb: "Sandbox") -> Flask:
                                headers={"Retry-After": str(max(1, int(wait + 0.999)))})
         return None
 
-    register_views(app, Api(sb))
+    api = Api(sb)
+    register_views(app, api)
+    register_extension_views(app, api)
     return app

@@ -140,13 +140,6 @@ def register_views(app: Flask, api: "Api") -> None:
         return jsonify(dict(sb.renderer.commit(w, r, info, full_links=True),
                             repository=sb.renderer.repository(w, r, full=False)))
 
-    @app.get(R + "/hooks")
-    def list_hooks(ws: str, repo: str) -> Response:
-        # Needs the `webhook` scope. Repository hooks themselves arrive with token mode; none exist yet.
-        require_scope("webhook")
-        api.visible_repo(ws, repo)
-        return api.listing([])
-
     @app.get(R + "/pullrequests")
     def list_pullrequests(ws: str, repo: str) -> Response:
         require_scope("pullrequest")

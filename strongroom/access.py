@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from . import audit
 from .context import Context
 from .errors import AuthError, InvalidInput, NotFound
 from .store.crypto import hash_token
@@ -32,7 +33,8 @@ def _token_view(row: AccessToken) -> dict:
             "revoked_at": row.revoked_at, "last_used_at": row.last_used_at}
 
 
-def create_access_token(ctx: Context, tenant_id: str, label: str, expires_in_days: int | None) -> IssuedToken:
+def create_access_token(ctx: Context, tenant_id: str, label: str, expires_in_days: int | None, *,
+                        actor: str = "") -> IssuedToken:
     """Mint a token for this tenant only; the plaintext is returned once and never stored."""
     if not isinstance(label, str) or len(label) > 255:
         raise InvalidInput("label must be a string of at most 255 characters")
@@ -44,6 +46,8 @@ def create_access_token(ctx: Context, tenant_id: str, label: str, expires_in_day
     row = AccessToken(tenant_id=tenant_id, label=label, token_hash=hash_token(token), expires_at=expires)
     with ctx.db.session() as s:
         s.add(row)
+        s.flush()
+        audit.record(s, tenant_id, actor, "access_token.create", row.id, {"label": label, "expires_at": expires})
     return IssuedToken(row.id, token, CLONE_USERNAME, label, expires)
 
 
@@ -54,7 +58,7 @@ def list_access_tokens(ctx: Context, tenant_id: str) -> list[dict]:
         return [_token_view(r) for r in rows]
 
 
-def revoke_access_token(ctx: Context, tenant_id: str, token_id: str) -> None:
+def revoke_access_token(ctx: Context, tenant_id: str, token_id: str, *, actor: str = "") -> None:
     """Revoke one of this tenant's tokens (another tenant's id is simply not found)."""
     with ctx.db.session() as s:
         row = s.get(AccessToken, token_id)
@@ -62,6 +66,7 @@ def revoke_access_token(ctx: Context, tenant_id: str, token_id: str) -> None:
             raise NotFound("no such access token")
         if row.revoked_at is None:
             row.revoked_at = utcnow()
+            audit.record(s, tenant_id, actor, "access_token.revoke", row.id, {"label": row.label})
 
 
 def authenticate_clone(ctx: Context, workspace_slug: str, password: str | None) -> Tenant:

@@ -10,6 +10,7 @@ from typing import Iterator
 
 from sqlalchemy import select, true
 
+from .bindings import credential_refused
 from .context import Context
 from .errors import (CredentialRejected, NotFound, PermanentError, RepositoryGone, StrongroomError,
                      TransientError)
@@ -153,6 +154,8 @@ def _run_round(ctx: Context, plan: _Plan) -> bool:
             _record_success(ctx, plan, None, mirror.size_bytes())
             return False
     result = mirror.sync(url, creds)
+    if result.changed:  # a cheap check that everything the new tips add is present
+        mirror.check_new_history(result.after.values(), result.before.values())
     entry = None
     if plan.last_refs is None or result.after != plan.last_refs:
         entry = SnapshotEntry(id=new_id("s"), taken_at=utcnow(), trigger=plan.trigger,
@@ -195,6 +198,8 @@ def _record_success(ctx: Context, plan: _Plan, entry: SnapshotEntry | None, size
 def _record_failure(ctx: Context, plan: _Plan, exc: StrongroomError, *, permanent: bool) -> None:
     message = _describe(exc)
     with ctx.db.session() as s:
+        if isinstance(exc, CredentialRejected):  # the binding's state says why (token expired, Forge gone)
+            message = credential_refused(s, ctx.settings, plan.installation.id) or message
         repo = s.get(Repository, plan.repository_id)
         repo.state, repo.last_error, repo.last_error_code = "failing", message, exc.code
         if permanent:
@@ -233,8 +238,13 @@ def inventory(ctx: Context, tenant_id: str) -> None:
             raise CredentialRejected("the installation is not active")
         s.expunge(inst)
         workspace = tenant.workspace_uuid
-    host = ctx.host_for(inst)
-    listed = [info_from_rest(r) for r in host.iter_repositories(workspace)]
+    try:
+        host = ctx.host_for(inst)
+        listed = [info_from_rest(r) for r in host.iter_repositories(workspace)]
+    except CredentialRejected:
+        with ctx.db.session() as s:
+            credential_refused(s, ctx.settings, inst.id)
+        raise
     with ctx.db.session() as s:
         tenant = s.get(Tenant, tenant_id)
         for info in listed:

@@ -126,6 +126,128 @@ def cmd_api_key(settings: Settings, args) -> int:
     return 0
 
 
+def enqueue(settings: Settings, action: str, ident: str) -> bool:
+    """Ask the workers to start recorded work now (by task name, in a subprocess); False if that failed."""
+    env = {**os.environ, "STRONGROOM_DATA_DIR": str(settings.data_dir)}
+    return subprocess.run([PY, "-m", "workers.send", action, ident], env=env).returncode == 0
+
+
+def _read_secret_file(path: str) -> str:
+    """Secrets come from files, never argv: the first line, stripped."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.readline().strip()
+    except OSError as exc:
+        raise SystemExit(f"error: cannot read {path}: {exc.strerror}") from None
+
+
+def _expiry(value: str | None) -> "datetime | None":
+    """``--expires-on YYYY-MM-DD`` as midnight UTC."""
+    from datetime import datetime, timezone
+
+    if not value:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise SystemExit("error: --expires-on must be a date like 2027-01-31") from None
+
+
+def cmd_connect_workspace(settings: Settings, args) -> int:
+    from .errors import StrongroomError
+    from .tokenmode import TokenCredential, connect_workspace
+
+    if bool(args.access_token_file) == bool(args.api_token_file):
+        raise SystemExit("error: give exactly one of --access-token-file and --api-token-file")
+    if args.api_token_file and not args.email:
+        raise SystemExit("error: --api-token-file needs --email (the token owner's Atlassian account email)")
+    kind, path = ("access_token", args.access_token_file) if args.access_token_file else ("api_token", args.api_token_file)
+    credential = TokenCredential(kind, _read_secret_file(path), email=args.email, api_base_url=args.api_base_url,
+                                 base_url=args.base_url)
+    ctx = Context.create(settings)
+    upgrade(ctx.db, settings.data_dir / "locks")
+    try:
+        result = connect_workspace(ctx, args.workspace, credential, expires_at=_expiry(args.expires_on))
+    except StrongroomError as exc:
+        print(f"error ({exc.code}): {exc.message}", file=sys.stderr)
+        return 2
+    hooks = ", ".join(h.subject for h in result.hooks)
+    print(f"connected {result.workspace_slug}: {result.repositories} repositories, webhooks on {hooks}",
+          file=sys.stderr)
+    if not enqueue(settings, "run_job", result.job_id):
+        print("the first backup is recorded; the workers start it within a minute", file=sys.stderr)
+    print(result.workspace_uuid)
+    return 0
+
+
+def cmd_disconnect_workspace(settings: Settings, args) -> int:
+    from .errors import StrongroomError
+    from .tokenmode import disconnect_workspace
+
+    ctx = Context.create(settings)
+    upgrade(ctx.db, settings.data_dir / "locks")
+    try:
+        left = disconnect_workspace(ctx, args.workspace)
+    except StrongroomError as exc:
+        print(f"error ({exc.code}): {exc.message}", file=sys.stderr)
+        return 2
+    for hook in left:
+        print(f"warning: could not delete webhook {hook}; remove it in Bitbucket", file=sys.stderr)
+    print(f"disconnected {args.workspace}; its backups are kept")
+    return 0
+
+
+def _add_token_mode(sub) -> None:
+    connect = sub.add_parser("connect-workspace", help="token mode: back up a workspace with an access token "
+                             "or API token (secrets are read from files)")
+    connect.add_argument("--workspace", required=True, help="the workspace slug")
+    connect.add_argument("--access-token-file", help="file holding a workspace access token")
+    connect.add_argument("--api-token-file", help="file holding an Atlassian API token (with --email)")
+    connect.add_argument("--email", help="the API token owner's Atlassian account email")
+    connect.add_argument("--api-base-url", default="https://api.bitbucket.org", help="Bitbucket's REST origin")
+    connect.add_argument("--base-url", help="Bitbucket's web/git origin (default: derived from --api-base-url)")
+    connect.add_argument("--expires-on", help="the credential's expiry date (YYYY-MM-DD), shown in the panel")
+    connect.set_defaults(fn=cmd_connect_workspace)
+    disconnect = sub.add_parser("disconnect-workspace", help="token mode: remove our webhooks; backups stay")
+    disconnect.add_argument("--workspace", required=True, help="the workspace slug or {uuid}")
+    disconnect.set_defaults(fn=cmd_disconnect_workspace)
+
+
+def cmd_export(args) -> int:
+    """Offline export: reads only --data-dir (no environment, database, broker or Bitbucket)."""
+    from pathlib import Path
+
+    from .errors import StrongroomError
+    from .export import export_offline, parse_time
+
+    try:
+        at = parse_time(args.at) if args.at else None
+        entry = export_offline(Path(args.data_dir), args.workspace, args.repository, snapshot_id=args.snapshot,
+                               at=at, to=Path(args.to) if args.to else None,
+                               bundle=Path(args.bundle) if args.bundle else None)
+    except StrongroomError as exc:
+        print(f"error ({exc.code}): {exc.message}", file=sys.stderr)
+        return 1
+    taken = entry.taken_at.isoformat().replace("+00:00", "Z")
+    print(f"exported snapshot {entry.id} ({taken}, {len(entry.refs)} refs) to {args.to or args.bundle}")
+    return 0
+
+
+def _add_export(sub) -> None:
+    export = sub.add_parser("export", help="write a snapshot as a bare repository or bundle from the data "
+                            "directory alone (works with everything else down)")
+    export.add_argument("--data-dir", required=True, help="the Strongroom data directory (or a copy of it)")
+    export.add_argument("--workspace", required=True, help="workspace slug or {uuid}")
+    export.add_argument("--repository", required=True, help="repository slug or {uuid}")
+    when = export.add_mutually_exclusive_group()
+    when.add_argument("--snapshot", help="a snapshot id (default: the newest)")
+    when.add_argument("--at", help="the newest snapshot at or before this ISO 8601 time (UTC if no offset)")
+    dest = export.add_mutually_exclusive_group(required=True)
+    dest.add_argument("--to", help="a new directory: a plain bare repository with exactly the snapshot's refs")
+    dest.add_argument("--bundle", help="a file: a verified git bundle of the snapshot's refs")
+    export.set_defaults(fn=cmd_export, offline=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="strongroom", description="Backups for Bitbucket Cloud.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -146,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     listing = key_sub.add_parser("list", help="list operator keys (never the keys themselves)")
     listing.add_argument("--workspace")
     keys.set_defaults(fn=cmd_api_key)
+    _add_token_mode(sub)
+    _add_export(sub)
     sb = sub.add_parser("sandbox", help="a simulated Bitbucket workspace that installs this add-on")
     sb.add_argument("--addon-url", help="the add-on's base URL (default STRONGROOM_BASE_URL)")
     sb.add_argument("--demo-pushes", type=float, help="push a commit every N seconds")
@@ -157,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "offline", False):  # reads nothing but its arguments: no environment, no data dir setup
+        return args.fn(args)
     return args.fn(Settings.from_env(), args)
 
 

@@ -37,6 +37,9 @@ class Settings:
     queue_prefix: str = ""
     forge_app_id: str | None = None
     forge_jwks_url: str = DEFAULT_FORGE_JWKS_URL
+    forge_tick_interval_seconds: int = 300  # the manifest's scheduledTrigger interval (fiveMinute)
+    forge_silent_ticks: int = 6  # intervals without a Forge call before a refusal means "uninstalled"
+    drill_interval_seconds: int = 604800  # verification drills: each repository proven restorable weekly
 
     @property
     def secret_key(self) -> str:
@@ -94,6 +97,9 @@ class Settings:
             queue_prefix=env.get("STRONGROOM_QUEUE_PREFIX") or "",
             forge_app_id=env.get("STRONGROOM_FORGE_APP_ID") or None,
             forge_jwks_url=env.get("STRONGROOM_FORGE_JWKS_URL") or DEFAULT_FORGE_JWKS_URL,
+            forge_tick_interval_seconds=_int(env, "STRONGROOM_FORGE_TICK_INTERVAL", 300),
+            forge_silent_ticks=_int(env, "STRONGROOM_FORGE_SILENT_TICKS", 6),
+            drill_interval_seconds=_int(env, "STRONGROOM_DRILL_INTERVAL", 604800),
         )
 
 

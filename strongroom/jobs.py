@@ -11,6 +11,12 @@ from sqlalchemy.orm import Session
 from .errors import NotFound
 from .store.models import Job, JobItem, Repository
 
+# Jobs whose items track their own work (restores, recoveries, drills): a sync of the same repository
+# never completes or fails them, and their items pass through "running". Their ``requested_gen`` counts
+# attempts instead of naming a sync generation.
+SELF_TRACKED_KINDS = ("restore", "recovery", "drill")
+_SELF_TRACKED = select(Job.id).where(Job.kind.in_(SELF_TRACKED_KINDS))
+
 
 @dataclass(frozen=True)
 class JobView:
@@ -20,10 +26,14 @@ class JobView:
     done: int
     total: int
     error: str | None
+    items: tuple[dict, ...] | None = None
 
     def as_dict(self) -> dict:
-        return {"id": self.id, "kind": self.kind, "state": self.state,
+        view = {"id": self.id, "kind": self.kind, "state": self.state,
                 "progress": {"done": self.done, "total": self.total}, "error": self.error}
+        if self.items is not None:
+            view["items"] = list(self.items)
+        return view
 
 
 def create_job(s: Session, tenant_id: str, *, kind: str, trigger: str, params: dict | None = None) -> Job:
@@ -46,13 +56,15 @@ def add_items(s: Session, job: Job, repos: Iterable[Repository]) -> int:
 def complete_items(s: Session, repository_id: str, generation: int) -> None:
     """Mark every pending item satisfied by a sync that reached ``generation``."""
     s.execute(update(JobItem).where(JobItem.repository_id == repository_id, JobItem.state == "pending",
-                                    JobItem.requested_gen <= generation).values(state="done"))
+                                    JobItem.requested_gen <= generation, JobItem.job_id.not_in(_SELF_TRACKED))
+              .values(state="done"))
 
 
 def fail_items(s: Session, repository_id: str, generation: int, error: str) -> None:
     """Mark pending items up to ``generation`` failed (a permanent error stopped the sync)."""
     s.execute(update(JobItem).where(JobItem.repository_id == repository_id, JobItem.state == "pending",
-                                    JobItem.requested_gen <= generation).values(state="failed", error=error))
+                                    JobItem.requested_gen <= generation, JobItem.job_id.not_in(_SELF_TRACKED))
+              .values(state="failed", error=error))
 
 
 def view_job(s: Session, tenant_id: str, job_id: str) -> JobView:
@@ -63,15 +75,31 @@ def view_job(s: Session, tenant_id: str, job_id: str) -> JobView:
     rows = dict(s.execute(select(JobItem.state, func.count()).where(JobItem.job_id == job_id)
                           .group_by(JobItem.state)).all())
     total = sum(rows.values())
-    done = total - rows.get("pending", 0)
+    done = total - rows.get("pending", 0) - rows.get("running", 0)
     failed = rows.get("failed", 0)
     if job.error:
         state = "failed"
-    elif job.started_at is None:
+    elif job.started_at is None or (job.kind in SELF_TRACKED_KINDS and not _attempted(s, job_id)):
         state = "queued"
     elif done < total:
         state = "running"
     else:
         state = "failed" if failed else "succeeded"
     error = job.error or (f"{failed} of {total} repositories failed" if failed and done == total else None)
-    return JobView(job.id, job.kind, state, done, total, error)
+    items = tuple(item_views(s, job_id)) if job.kind in SELF_TRACKED_KINDS else None
+    return JobView(job.id, job.kind, state, done, total, error, items)
+
+
+def _attempted(s: Session, job_id: str) -> bool:
+    """Whether any item of a self-tracked job was started or finished."""
+    return bool(s.scalar(select(func.count()).select_from(JobItem).where(
+        JobItem.job_id == job_id, (JobItem.requested_gen > 0) | (JobItem.state != "pending"))))
+
+
+def item_views(s: Session, job_id: str) -> list[dict]:
+    """Per-repository progress of a self-tracked job: state, attempts and the error of a failed item."""
+    rows = s.execute(select(JobItem, Repository.uuid, Repository.slug).join(
+        Repository, Repository.id == JobItem.repository_id).where(JobItem.job_id == job_id)
+        .order_by(JobItem.id)).all()
+    return [{"repository": {"uuid": uuid, "slug": slug}, "state": item.state, "attempts": item.requested_gen,
+             "error": item.error} for item, uuid, slug in rows]

@@ -13,6 +13,13 @@ class Dispatcher(Protocol):
 
     def run_job(self, job_id: str) -> None: ...
 
+    # Restore, recovery and drill jobs: each call sends one "baton" that runs one item, then passes itself on.
+    def restore_repository(self, job_id: str, delay: float = 0) -> None: ...
+
+    def run_recovery_item(self, job_id: str, delay: float = 0) -> None: ...
+
+    def verify_repository(self, job_id: str, delay: float = 0) -> None: ...
+
 
 class RecordingDispatcher:
     """A dispatcher that only records what it was asked to do (for unit tests and dry runs)."""
@@ -28,3 +35,12 @@ class RecordingDispatcher:
 
     def run_job(self, job_id: str) -> None:
         self.calls.append(("run_job", job_id))
+
+    def restore_repository(self, job_id: str, delay: float = 0) -> None:
+        self.calls.append(("restore_repository", job_id))
+
+    def run_recovery_item(self, job_id: str, delay: float = 0) -> None:
+        self.calls.append(("run_recovery_item", job_id))
+
+    def verify_repository(self, job_id: str, delay: float = 0) -> None:
+        self.calls.append(("verify_repository", job_id))

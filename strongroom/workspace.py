@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import func, or_, select
 
+from . import audit
 from .backup import active_installation, request_sync
 from .connect.payloads import normalize_uuid
 from .context import Context
@@ -35,6 +36,8 @@ def installation_view(ctx: Context, tenant_id: str) -> dict:
             "status": inst.status if inst else "disconnected",
             "installed_at": iso(inst.installed_at) if inst else None,
             "scope_mode": tenant.scope_mode,
+            # token mode: when the operator's credential stops working (shown with a warning before)
+            "credential_expires_at": iso(inst.credential_expires_at) if inst and inst.path == "token" else None,
         }
 
 
@@ -45,6 +48,9 @@ def repository_view(tenant: Tenant, repo: Repository) -> dict:
         "state": repo.state, "last_backup_at": iso(repo.last_backup_at), "last_error": repo.last_error,
         "snapshot_count": repo.snapshot_count, "size_bytes": repo.size_bytes,
         "deleted_upstream": repo.deleted_upstream,
+        # the last verification drill: when this repository was last proven restorable, and the outcome
+        "last_verified_at": iso(repo.last_verified_at), "last_verify_ok": repo.last_verify_ok,
+        "last_verify_error": repo.last_verify_error,
     }
 
 
@@ -93,7 +99,7 @@ def repository_detail(ctx: Context, tenant_id: str, uuid: str) -> dict:
         return repository_view(s.get(Tenant, tenant_id), get_repository(s, tenant_id, uuid))
 
 
-def update_scope_mode(ctx: Context, tenant_id: str, mode: object) -> tuple[dict, list[str]]:
+def update_scope_mode(ctx: Context, tenant_id: str, mode: object, *, actor: str = "") -> tuple[dict, list[str]]:
     """Switch the workspace mode (explicit choices are kept); returns the view and repositories to sync
     because they just came into scope."""
     if not isinstance(mode, str):
@@ -102,6 +108,7 @@ def update_scope_mode(ctx: Context, tenant_id: str, mode: object) -> tuple[dict,
         tenant = s.get(Tenant, tenant_id)
         before = tenant.scope_mode
         set_mode(tenant, mode)
+        audit.record(s, tenant_id, actor, "scope.mode", tenant.workspace_slug, {"from": before, "to": mode})
         to_sync: list[str] = []
         if before != mode and mode == "all":
             newly = s.scalars(select(Repository).where(Repository.tenant_id == tenant_id,
@@ -113,7 +120,8 @@ def update_scope_mode(ctx: Context, tenant_id: str, mode: object) -> tuple[dict,
     return installation_view(ctx, tenant_id), to_sync
 
 
-def update_repository_scope(ctx: Context, tenant_id: str, uuid: str, included: object) -> tuple[dict, str | None]:
+def update_repository_scope(ctx: Context, tenant_id: str, uuid: str, included: object, *,
+                            actor: str = "") -> tuple[dict, str | None]:
     """Include/exclude a repository; returns its view and the id to sync if it just came into scope."""
     if not isinstance(included, bool):
         raise InvalidInput("in_scope must be true or false")
@@ -122,6 +130,7 @@ def update_repository_scope(ctx: Context, tenant_id: str, uuid: str, included: o
         repo = get_repository(s, tenant_id, uuid)
         was = in_scope(tenant.scope_mode, repo.scope_choice)
         set_choice(repo, included)
+        audit.record(s, tenant_id, actor, "scope.repository", repo.full_name, {"in_scope": included})
         to_sync = None
         if included and not was and should_sync(tenant, repo):  # catch up on what it missed
             request_sync(repo, "manual")

@@ -106,7 +106,8 @@ class Stack:
 def stack(tmp_path_factory, database_url, redis_url, sandbox):
     """Sandbox host + Strongroom web + a real Celery worker, shared by the integration tests."""
     data_dir = tmp_path_factory.mktemp("strongroom")
-    settings = make_settings(data_dir, database_url, redis_url, allowed_hosts=(sandbox.web_url, sandbox.api_url))
+    settings = make_settings(data_dir, database_url, redis_url, allowed_hosts=(sandbox.web_url, sandbox.api_url),
+                             forge_app_id=sandbox.forge.app_id, forge_jwks_url=sandbox.forge.jwks_url)
     ctx = Context.create(settings)
     upgrade(ctx.db, settings.data_dir / "locks")
     from addon import create_app

@@ -66,6 +66,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
         env["STRONGROOM_QUEUE_PREFIX"] = settings.queue_prefix
     if settings.app_secret:
         env["STRONGROOM_APP_SECRET"] = settings.app_secret
+    if settings.forge_app_id:  # the sandbox's fake Forge platform: its app id and signing keys
+        env["STRONGROOM_FORGE_APP_ID"] = settings.forge_app_id
+        env["STRONGROOM_FORGE_JWKS_URL"] = settings.forge_jwks_url
     return env
 
 

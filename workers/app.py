@@ -12,9 +12,9 @@ from .config import celery_config
 
 
 def _task_modules() -> tuple:
-    from . import tasks
+    from . import restore_tasks, tasks
 
-    return (tasks,)
+    return (tasks, restore_tasks)
 
 
 def create_celery(settings: Settings) -> Celery:

@@ -33,3 +33,15 @@ class CeleryDispatcher:
 
     def run_job(self, job_id: str) -> None:
         self._send("strongroom.run_job", job_id)
+
+    def _send_later(self, name: str, job_id: str, delay: float) -> None:
+        self.app.send_task(name, args=[job_id], countdown=max(0.0, float(delay)) or None, **_PUBLISH)
+
+    def restore_repository(self, job_id: str, delay: float = 0) -> None:
+        self._send_later("strongroom.restore_repository", job_id, delay)
+
+    def run_recovery_item(self, job_id: str, delay: float = 0) -> None:
+        self._send_later("strongroom.run_recovery_item", job_id, delay)
+
+    def verify_repository(self, job_id: str, delay: float = 0) -> None:
+        self._send_later("strongroom.verify_repository", job_id, delay)

@@ -5,6 +5,7 @@ outgoing Connect requests and refuses any origin that is not the tenant's own.
 """
 from __future__ import annotations
 
+import base64
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Protocol
@@ -14,7 +15,7 @@ import requests
 from requests.auth import AuthBase
 
 from ..connect.jwt import sign_request_token
-from ..errors import InvalidInput, PermanentError
+from ..errors import InvalidInput, PermanentError, TransientError
 
 TOKEN_PATH = "/site/oauth2/access_token"
 JWT_GRANT_TYPE = "urn:bitbucket:oauth2:jwt"
@@ -165,3 +166,124 @@ def _checked_base(url: str, name: str) -> str:
     if "@" in parts.netloc or parts.query or parts.fragment:
         raise InvalidInput(f"{name} must not carry credentials, a query or a fragment")
     return url.rstrip("/")
+
+
+# --- token mode and Forge: credentials that already are tokens (no exchange) -------------------
+
+API_TOKEN_GIT_USERNAME = "x-bitbucket-api-token-auth"  # static git user for Atlassian API tokens (T4)
+TOKEN_KINDS = ("access_token", "api_token")
+
+
+class CredentialUnavailable(TransientError):
+    """No usable credential right now (e.g. the next Forge tick brings a fresh system token)."""
+
+    code = "credential_unavailable"
+    status = 503
+
+
+class HeaderAuth(AuthBase):
+    """Attaches one fixed ``Authorization`` value, and only on the tenant's own origins."""
+
+    def __init__(self, value: str, bases: tuple[str, ...]) -> None:
+        self._value = value
+        self._origins = {origin(base) for base in bases}
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        if safe_origin(request.url or "") not in self._origins:
+            raise ForeignOrigin("refusing to send a tenant's token to a foreign origin")
+        request.headers["Authorization"] = self._value
+        return request
+
+    def __repr__(self) -> str:
+        return f"HeaderAuth({self._value.split(' ', 1)[0]} …)"
+
+
+@dataclass(frozen=True)
+class AccessTokenCredentials:
+    """A workspace (or project/repository) access token: Bearer for REST, ``x-token-auth`` for git."""
+
+    token: str = field(repr=False)
+    base_url: str
+    base_api_url: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.token, str) or not self.token.strip() or any(c.isspace() for c in self.token):
+            raise InvalidInput("the token must be a non-empty string without whitespace")
+        for name in ("base_url", "base_api_url"):
+            object.__setattr__(self, name, _checked_base(getattr(self, name), name))
+
+    @property
+    def cache_key(self) -> str:
+        """Nothing is exchanged, so nothing is cached; the key only has to be stable."""
+        return f"static:{self.base_api_url}"
+
+    def rest_auth(self) -> AuthBase:
+        """``Authorization: Bearer <token>`` (access tokens refuse Basic, T8 #917)."""
+        return HeaderAuth(f"Bearer {self.token}", (self.base_url, self.base_api_url))
+
+    def token_grant(self) -> None:
+        """The credential is a token already."""
+        return None
+
+    def git_credentials(self, access_token: Callable[[], str]) -> tuple[str, str]:
+        """The token itself with the ``x-token-auth`` username."""
+        return GIT_TOKEN_USERNAME, self.token
+
+
+@dataclass(frozen=True)
+class ForgeSystemCredentials(AccessTokenCredentials):
+    """A Forge app system token (``x-forge-oauth-system``): Bearer for REST, ``x-token-auth`` for git (F3, F5)."""
+
+
+@dataclass(frozen=True)
+class ApiTokenCredentials:
+    """An Atlassian API token with scopes: Basic ``email:token`` for REST, a static git username (T4)."""
+
+    email: str
+    token: str = field(repr=False)
+    base_url: str
+    base_api_url: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.email, str) or "@" not in self.email or ":" in self.email:
+            raise InvalidInput("an API token needs the Atlassian account's email address")
+        if not isinstance(self.token, str) or not self.token.strip() or any(c.isspace() for c in self.token):
+            raise InvalidInput("the token must be a non-empty string without whitespace")
+        for name in ("base_url", "base_api_url"):
+            object.__setattr__(self, name, _checked_base(getattr(self, name), name))
+
+    @property
+    def cache_key(self) -> str:
+        """Nothing is exchanged, so nothing is cached; the key only has to be stable."""
+        return f"static:{self.base_api_url}"
+
+    def rest_auth(self) -> AuthBase:
+        """HTTP Basic with the account email and the token."""
+        basic = base64.b64encode(f"{self.email}:{self.token}".encode()).decode("ascii")
+        return HeaderAuth(f"Basic {basic}", (self.base_url, self.base_api_url))
+
+    def token_grant(self) -> None:
+        """The credential is a token already."""
+        return None
+
+    def git_credentials(self, access_token: Callable[[], str]) -> tuple[str, str]:
+        """The token with the static ``x-bitbucket-api-token-auth`` username."""
+        return API_TOKEN_GIT_USERNAME, self.token
+
+
+def token_credentials(kind: str, token: str, *, base_url: str, base_api_url: str,
+                      email: str | None = None) -> AccessTokenCredentials | ApiTokenCredentials:
+    """The credential object for a token-mode ``kind`` (``access_token`` or ``api_token``)."""
+    if kind == "access_token":
+        return AccessTokenCredentials(token, base_url, base_api_url)
+    if kind == "api_token":
+        return ApiTokenCredentials(email or "", token, base_url, base_api_url)
+    raise InvalidInput(f"unknown credential kind {kind!r}")
+
+
+
+def derive_base_url(api_base_url: str) -> str:
+    """The web/git origin that belongs to a REST origin: ``api.bitbucket.org`` -> ``bitbucket.org``."""
+    parts = urlsplit(api_base_url.rstrip("/"))
+    host = parts.netloc[4:] if parts.netloc.lower().startswith("api.") else parts.netloc
+    return parts._replace(netloc=host, path="").geturl()

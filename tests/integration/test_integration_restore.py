@@ -1,0 +1,311 @@
+"""Restores end to end: API plan -> job -> real Celery worker -> push with a write-scoped token -> sandbox host."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from harness import ROOT, git, show_ref, wait_for
+from strongroom.store.models import Repository
+from test_integration_backup import repos_by_slug, snapshots, wait_backed_up
+
+pytestmark = pytest.mark.integration
+
+
+def restores(ws, uuid: str, body: dict):
+    return ws.api.post(f"/api/v1/repositories/{uuid}/restores", body)
+
+
+def finished(ws, job_id: str, timeout: float = 90) -> dict:
+    """Poll the job until it succeeded or failed."""
+    def done():
+        job = ws.api.get(f"/api/v1/jobs/{job_id}").json()
+        return job if job["state"] in ("succeeded", "failed") else None
+    return wait_for(done, timeout, 0.2, message=f"job {job_id}")
+
+
+def run(ws, uuid: str, body: dict) -> tuple[dict, dict]:
+    """Start a restore (not a dry run); return its answer and the finished job."""
+    response = restores(ws, uuid, {**body, "dry_run": False})
+    assert response.status_code == 202, response.text
+    answer = response.json()
+    return answer, finished(ws, answer["job"]["id"])
+
+
+def vault_of(stack, uuid: str) -> Path:
+    with stack.ctx.db.session() as s:
+        return stack.ctx.vault.root / s.scalars(select(Repository.vault_path).where(Repository.uuid == uuid)).one()
+
+
+@contextmanager
+def damaged(path: Path):
+    """Simulate a broken disk under one vault: its objects disappear, and come back afterwards."""
+    objects, aside = path / "objects", path.parent / f"{path.name}.objects-aside"
+    objects.rename(aside)
+    objects.mkdir()
+    try:
+        yield
+    finally:
+        shutil.rmtree(objects)
+        aside.rename(objects)
+
+
+def deleted_upstream(stack, ws, *slugs: str) -> None:
+    for slug in slugs:
+        stack.sandbox.delete_repository(ws.slug, slug)
+    wait_for(lambda: all(repos_by_slug(ws)[s]["deleted_upstream"] for s in slugs), 30, message="deleted flags")
+
+
+def test_deleted_branch_comes_back_under_a_new_name_then_by_overwrite(install_workspace, stack):
+    sb = stack.sandbox
+    ws = install_workspace(repos=1)
+    sb.commit(ws.slug, "repo-0", branch="feature", message="feature work")
+    repo = wait_backed_up(stack, ws, "repo-0")
+    snap = snapshots(ws, repo["uuid"])[0]
+    feature = snap["refs"]["refs/heads/feature"]
+    sb.delete_branch(ws.slug, "repo-0", "feature")
+    wait_backed_up(stack, ws, "repo-0")
+    before = sb.refs(ws.slug, "repo-0")
+    body = {"snapshot_id": snap["id"], "refs": ["refs/heads/feature"]}
+    plan = restores(ws, repo["uuid"], body)
+    restored = f"refs/heads/restored/{snap['taken_at'][:10]}/feature"
+    assert plan.status_code == 200 and "job" not in plan.json() and plan.json()["dry_run"] is True
+    assert plan.json()["plan"] == [{"ref": "refs/heads/feature", "action": "create", "from": None, "to": feature,
+                                    "target_ref": restored}]
+    assert sb.refs(ws.slug, "repo-0") == before  # the plan alone touched nothing
+    answer, job = run(ws, repo["uuid"], body)
+    assert job["state"] == "succeeded" and job["kind"] == "restore" and answer["plan"] == plan.json()["plan"]
+    assert sb.refs(ws.slug, "repo-0") == {**before, restored: feature}
+    _, job = run(ws, repo["uuid"], {**body, "mode": "overwrite"})
+    assert job["state"] == "succeeded"
+    assert sb.refs(ws.slug, "repo-0") == {**before, restored: feature, "refs/heads/feature": feature}
+    again = restores(ws, repo["uuid"], body).json()["plan"]
+    assert [a["action"] for a in again] == ["skip"]  # the branch is back: nothing left to do
+
+
+def test_force_pushed_branch_is_put_back_to_its_earlier_tip(install_workspace, stack):
+    sb = stack.sandbox
+    ws = install_workspace(repos=1, commits=3)
+    repo = wait_backed_up(stack, ws, "repo-0")
+    snap = snapshots(ws, repo["uuid"])[0]
+    old = snap["refs"]["refs/heads/main"]
+    rewritten = sb.force_push(ws.slug, "repo-0", branch="main")
+    wait_backed_up(stack, ws, "repo-0")
+    answer, job = run(ws, repo["uuid"], {"snapshot_id": snap["id"], "mode": "overwrite"})
+    assert answer["plan"] == [{"ref": "refs/heads/main", "action": "update", "from": rewritten, "to": old,
+                               "target_ref": "refs/heads/main"}]
+    assert job["state"] == "succeeded" and sb.refs(ws.slug, "repo-0")["refs/heads/main"] == old
+    latest = wait_backed_up(stack, ws, "repo-0")  # the restored state is itself backed up
+    assert snapshots(ws, latest["uuid"])[0]["refs"]["refs/heads/main"] == old
+    kept = wait_for(lambda: restores(ws, repo["uuid"], {"snapshot_id": snap["id"]}).json()["plan"], 10)
+    assert kept[0]["action"] == "skip"
+
+
+def test_a_deleted_repository_is_recreated_with_every_branch_and_tag(install_workspace, stack):
+    sb = stack.sandbox
+    ws = install_workspace(repos=1)
+    sb.commit(ws.slug, "repo-0", branch="develop")
+    sb.create_tag(ws.slug, "repo-0", "v1", annotated=True, message="release 1")
+    sb.create_tag(ws.slug, "repo-0", "light")
+    repo = wait_backed_up(stack, ws, "repo-0")
+    snap = snapshots(ws, repo["uuid"])[0]
+    deleted_upstream(stack, ws, "repo-0")
+    same = restores(ws, repo["uuid"], {"snapshot_id": snap["id"]})
+    assert same.status_code == 409 and same.json()["error"]["code"] == "conflict"
+    answer, job = run(ws, repo["uuid"], {"snapshot_id": snap["id"], "target": {"kind": "new"}})
+    assert answer["target"] == {"kind": "new", "name": "repo-0", "full_name": f"{ws.slug}/repo-0"}
+    assert {a["action"] for a in answer["plan"]} == {"create"} and len(answer["plan"]) == 4
+    assert job["state"] == "succeeded", job
+    assert sb.refs(ws.slug, "repo-0") == snap["refs"]  # annotated tag objects included
+    recreated = wait_for(lambda: [r for r in ws.api.get("/api/v1/repositories").json()["values"]
+                                  if r["slug"] == "repo-0" and not r["deleted_upstream"] and r["snapshot_count"]],
+                         60, message="the recreated repository backed up")
+    assert recreated[0]["uuid"] != repo["uuid"]  # a new repository on Bitbucket, with its own backups
+    taken = restores(ws, repo["uuid"], {"snapshot_id": snap["id"], "target": {"kind": "new"}})
+    assert taken.status_code == 409 and "already exists" in taken.json()["error"]["message"]
+
+
+def test_workspace_recovery_recreates_every_deleted_repository_and_isolates_a_failure(install_workspace, stack):
+    sb = stack.sandbox
+    ws = install_workspace(repos=3)
+    views = {slug: wait_backed_up(stack, ws, slug) for slug in ("repo-0", "repo-1", "repo-2")}
+    refs = {slug: snapshots(ws, view["uuid"])[0]["refs"] for slug, view in views.items()}
+    deleted_upstream(stack, ws, "repo-0", "repo-1", "repo-2")
+    dry = ws.api.post("/api/v1/recoveries", {"repositories": "deleted"})
+    assert dry.status_code == 200 and "job" not in dry.json()
+    assert sorted((p["repository"]["slug"], p["action"], p["target"]["kind"]) for p in dry.json()["plan"]) == [
+        ("repo-0", "restore", "new"), ("repo-1", "restore", "new"), ("repo-2", "restore", "new")]
+    with damaged(vault_of(stack, views["repo-1"]["uuid"])):
+        started = ws.api.post("/api/v1/recoveries", {"repositories": "deleted", "dry_run": False})
+        assert started.status_code == 202, started.text
+        job = finished(ws, started.json()["job"]["id"], timeout=120)
+    assert job["kind"] == "recovery" and job["state"] == "failed" and job["error"] == "1 of 3 repositories failed"
+    items = {i["repository"]["slug"]: i for i in job["items"]}
+    assert {s: i["state"] for s, i in items.items()} == {"repo-0": "done", "repo-1": "failed", "repo-2": "done"}
+    assert "damaged" in items["repo-1"]["error"]
+    assert sb.refs(ws.slug, "repo-0") == refs["repo-0"] and sb.refs(ws.slug, "repo-2") == refs["repo-2"]
+    assert sb.find_repository(sb.workspace(ws.slug), "repo-1") is None  # nothing half-made on Bitbucket
+    audit = ws.api.get("/api/v1/audit", params="action=recovery").json()["values"]
+    assert audit[0]["details"]["job"] == job["id"] and len(audit[0]["details"]["repositories"]) == 3
+
+
+def test_a_recovery_resumes_after_its_worker_is_killed(install_workspace, stack):
+    sb = stack.sandbox
+    ws = install_workspace(repos=2)
+    refs = {slug: snapshots(ws, wait_backed_up(stack, ws, slug)["uuid"])[0]["refs"] for slug in ("repo-0", "repo-1")}
+    deleted_upstream(stack, ws, "repo-0", "repo-1")
+    sb.git_delay = 1.0  # every ls-remote now takes a second: time to kill the worker in the middle of an item
+    try:
+        job_id = ws.api.post("/api/v1/recoveries", {"repositories": "deleted", "dry_run": False}).json()["job"]["id"]
+        wait_for(lambda: any(i["state"] == "running" for i in ws.api.get(f"/api/v1/jobs/{job_id}").json()["items"]),
+                 30, 0.05, message="an item running")
+        os.killpg(stack.worker.proc.pid, signal.SIGKILL)  # the whole worker: its queued batons are gone too
+        stack.worker.proc.wait()
+        dead = [i for i in ws.api.get(f"/api/v1/jobs/{job_id}").json()["items"] if i["state"] == "running"]
+    finally:
+        sb.git_delay = 0.0
+        if stack.worker.proc.poll() is not None:  # restart the same object: the session teardown stops it
+            stack.worker.stop()  # already dead: this only closes its log
+            stack.worker.log_path = stack.settings.data_dir / "worker-restarted.log"
+            stack.worker.start()
+    assert dead  # the database still says running: only the free lock tells that the runner is gone
+    job = finished(ws, job_id, timeout=120)
+    assert job["state"] == "succeeded", job
+    resumed = {i["repository"]["slug"]: i["attempts"] for i in job["items"]}
+    assert resumed[dead[0]["repository"]["slug"]] >= 2
+    assert {slug: sb.refs(ws.slug, slug) for slug in refs} == refs
+
+
+def test_a_dry_run_changes_nothing_on_the_host(install_workspace, stack):
+    sb = stack.sandbox
+    ws = install_workspace(repos=2)
+    sb.commit(ws.slug, "repo-0", branch="feature")
+    repo = wait_backed_up(stack, ws, "repo-0")
+    wait_backed_up(stack, ws, "repo-1")
+    snap = snapshots(ws, repo["uuid"])[0]
+    sb.delete_branch(ws.slug, "repo-0", "feature")
+    sb.force_push(ws.slug, "repo-0", branch="main")
+    wait_backed_up(stack, ws, "repo-0")
+    before = {slug: sb.refs(ws.slug, slug) for slug in ("repo-0", "repo-1")}
+    deliveries = len(sb.deliveries)
+    for body in ({"snapshot_id": snap["id"]}, {"snapshot_id": snap["id"], "mode": "overwrite"},
+                 {"snapshot_id": snap["id"], "target": {"kind": "new", "name": "repo-0-copy"}}):
+        answer = restores(ws, repo["uuid"], body)
+        assert answer.status_code == 200 and any(a["action"] != "skip" for a in answer.json()["plan"])
+    assert ws.api.post("/api/v1/recoveries", {"repositories": "all", "mode": "overwrite"}).status_code == 200
+    assert {slug: sb.refs(ws.slug, slug) for slug in ("repo-0", "repo-1")} == before
+    assert sb.find_repository(sb.workspace(ws.slug), "repo-0-copy") is None
+    assert len(sb.deliveries) == deliveries  # no push, no repository created: no webhook either
+    assert ws.api.get("/api/v1/audit", params="action=restore").json()["size"] == 0
+
+
+def test_bad_restore_requests_are_refused_and_change_nothing(install_workspace, stack):
+    ws = install_workspace(repos=1)
+    repo = wait_backed_up(stack, ws, "repo-0")
+    snap = snapshots(ws, repo["uuid"])[0]
+    cases = [({"snapshot_id": snap["id"], "mode": "force"}, 400), ({"refs": ["refs/heads/main"]}, 400),
+             ({"snapshot_id": "s-missing"}, 404), ({"snapshot_id": snap["id"], "refs": ["refs/heads/nope"]}, 422),
+             ({"snapshot_id": snap["id"], "target": {"kind": "new", "name": "repo-0"}}, 409)]
+    for body, status in cases:
+        response = restores(ws, repo["uuid"], {**body, "dry_run": False})
+        assert response.status_code == status, (body, response.text)
+        assert set(response.json()["error"]) == {"code", "message"}
+    assert ws.api.post(f"/api/v1/repositories/{repo['uuid']}/restores", None).status_code == 400
+    other = install_workspace(repos=0)
+    assert restores(other, repo["uuid"], {"snapshot_id": snap["id"]}).status_code == 404
+    assert ws.api.get("/api/v1/audit", params="action=restore").json()["size"] == 0
+
+
+def test_a_snapshot_bundle_verifies_and_clones(install_workspace, stack, tmp_path):
+    sb = stack.sandbox
+    ws = install_workspace(repos=1)
+    sb.create_tag(ws.slug, "repo-0", "v1", annotated=True)
+    repo = wait_backed_up(stack, ws, "repo-0")
+    snap = snapshots(ws, repo["uuid"])[-1]
+    sb.commit(ws.slug, "repo-0", message="after the snapshot")
+    wait_backed_up(stack, ws, "repo-0")
+    response = ws.api.get(f"/api/v1/repositories/{repo['uuid']}/snapshots/{snap['id']}/bundle")
+    assert response.status_code == 200 and response.headers["Content-Type"] == "application/x-git-bundle"
+    assert snap["id"] in response.headers["Content-Disposition"]
+    bundle = tmp_path / "snapshot.bundle"
+    bundle.write_bytes(response.content)
+    git("init", "--quiet", "--bare", str(tmp_path / "empty.git"))
+    assert git("bundle", "verify", str(bundle), cwd=tmp_path / "empty.git").returncode == 0
+    git("clone", "--quiet", "--mirror", str(bundle), str(tmp_path / "clone.git"))
+    assert show_ref(tmp_path / "clone.git") == snap["refs"]
+    assert ws.api.get(f"/api/v1/repositories/{repo['uuid']}/snapshots/nope/bundle").status_code == 404
+    entry = ws.api.get("/api/v1/audit", params="action=export").json()["values"][0]
+    assert entry["target"] == f"{ws.slug}/repo-0" and entry["details"]["snapshot"] == snap["id"]
+    assert not list((vault_of(stack, repo["uuid"]) / "strongroom" / "tmp").glob("*download*"))
+
+
+def test_export_works_with_bitbucket_web_and_worker_out_of_the_picture(install_workspace, stack, tmp_path):
+    sb = stack.sandbox
+    ws = install_workspace(repos=1)
+    sb.commit(ws.slug, "repo-0", branch="feature")
+    repo = wait_backed_up(stack, ws, "repo-0")
+    snap = snapshots(ws, repo["uuid"])[0]
+    copy = tmp_path / "data"
+    vault = vault_of(stack, repo["uuid"])
+    shutil.copytree(vault, copy / "vaults" / vault.parent.name / vault.name, symlinks=True)
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}  # no database, broker or Strongroom settings
+    sb.set_down(True)
+    try:
+        result = subprocess.run([sys.executable, "-m", "strongroom.cli", "export", "--data-dir", str(copy),
+                                 "--workspace", ws.slug, "--repository", "repo-0", "--to", str(tmp_path / "out.git")],
+                                cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        sb.set_down(False)
+    assert result.returncode == 0, result.stderr
+    assert show_ref(tmp_path / "out.git") == snap["refs"]
+    assert git("fsck", "--no-dangling", cwd=tmp_path / "out.git").returncode == 0
+
+
+def test_drills_prove_a_repository_restorable_and_catch_problems(install_workspace, stack):
+    sb = stack.sandbox
+    ws = install_workspace(repos=1)
+    repo = wait_backed_up(stack, ws, "repo-0")
+    assert repo["last_verified_at"] is None and repo["last_verify_ok"] is None
+
+    def drill() -> tuple[dict, dict]:
+        response = ws.api.post(f"/api/v1/repositories/{repo['uuid']}/drills")
+        assert response.status_code == 202, response.text
+        return finished(ws, response.json()["job"]["id"]), repos_by_slug(ws)["repo-0"]
+
+    job, view = drill()
+    assert job["state"] == "succeeded" and view["last_verify_ok"] is True and view["last_verified_at"]
+    sb.commit(ws.slug, "repo-0", message="a push whose webhook was lost", deliver=False)
+    job, view = drill()
+    assert job["state"] == "failed" and view["last_verify_ok"] is False
+    assert "differs from Bitbucket" in view["last_verify_error"]
+    wait_backed_up(stack, ws, "repo-0")  # the drill asked for a backup, which catches up
+    with damaged(vault_of(stack, repo["uuid"])):
+        job, view = drill()
+    assert job["state"] == "failed" and "scratch repository" in view["last_verify_error"]
+    job, view = drill()
+    assert job["state"] == "succeeded" and view["last_verify_ok"] is True and view["last_verify_error"] is None
+    assert not list((stack.settings.data_dir / "drills").iterdir())  # scratch copies are removed
+
+
+def test_the_audit_log_records_who_changed_what(install_workspace, stack):
+    ws = install_workspace(repos=1)
+    repo = wait_backed_up(stack, ws, "repo-0")
+    token = ws.api.post("/api/v1/access-tokens", {"label": "ci", "expires_in_days": 1}).json()
+    ws.api.delete(f"/api/v1/access-tokens/{token['id']}")
+    ws.api.put(f"/api/v1/repositories/{repo['uuid']}/scope", {"in_scope": False})
+    ws.api.put("/api/v1/scope", {"mode": "selected"})
+    log = ws.api.get("/api/v1/audit", params="pagelen=3").json()
+    assert log["size"] == 4 and len(log["values"]) == 3 and "next" in log
+    newest_first = [e["action"] for e in log["values"]]
+    assert newest_first == ["scope.mode", "scope.repository", "access_token.revoke"]
+    assert {e["actor"] for e in log["values"]} == {f"connect:{ws.client_key}"}
+    assert log["values"][0]["details"] == {"from": "all", "to": "selected"}
+    assert ws.api.get("/api/v1/audit", params="action=bogus").status_code == 400
+    assert install_workspace(repos=0).api.get("/api/v1/audit").json()["size"] == 0

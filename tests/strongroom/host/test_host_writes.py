@@ -1,0 +1,36 @@
+"""Writes for restores: a token narrowed to repository:write (JWT grant ``scope``), and slug checks."""
+from __future__ import annotations
+
+import pytest
+
+from strongroom.errors import InvalidInput
+from strongroom.host.client import ConnectCredentials, HostClient, MemoryTokenCache
+from strongroom.host.credentials import AccessTokenCredentials
+from strongroom.host.writes import ScopedCredentials, check_slug, write_client
+
+CONNECT = ConnectCredentials(app_key="k", client_key="ari:cloud:bitbucket::app/{w}/k", shared_secret="s" * 32,
+                             base_url="https://bitbucket.org", base_api_url="https://api.bitbucket.org")
+
+
+def test_the_write_token_is_asked_for_repository_write_only_and_never_shares_the_read_cache():
+    client = write_client(HostClient(CONNECT, token_cache=MemoryTokenCache()))
+    creds = client._credentials
+    assert isinstance(creds, ScopedCredentials) and creds.inner is CONNECT
+    grant = creds.token_grant()
+    assert grant.url == "https://bitbucket.org/site/oauth2/access_token"
+    assert dict(grant.data) == {"grant_type": "urn:bitbucket:oauth2:jwt", "scope": "repository:write"}
+    assert creds.cache_key != CONNECT.cache_key
+    assert creds.git_credentials(lambda: "t") == ("x-token-auth", "t")
+
+
+def test_a_credential_that_is_a_token_already_is_used_as_it_is():
+    token = AccessTokenCredentials("workspace-token", "https://bitbucket.org", "https://api.bitbucket.org")
+    creds = ScopedCredentials(token, ("repository:write",))
+    assert creds.token_grant() is None and creds.git_credentials(lambda: "unused") == ("x-token-auth", "workspace-token")
+
+
+@pytest.mark.parametrize("name", ["", "Has Space", "UPPER", "-dash", "a" * 63, "a/b", None, 3])
+def test_repository_names_must_be_slugs(name):
+    with pytest.raises(InvalidInput):
+        check_slug(name)
+    assert check_slug("api.v2_backup-1") == "api.v2_backup-1"
