@@ -243,3 +243,48 @@ def test_switching_back_to_all_backs_up_repositories_that_came_into_scope(instal
     ws.api.put("/api/v1/scope", {"mode": "all"})
     wait_backed_up(stack, ws, "repo-0")
     assert snapshots(ws, repo["uuid"])[0]["refs"]["refs/heads/main"] == sha
+
+
+def test_rename_keeps_one_backup_keyed_by_uuid(install_workspace, stack, tmp_path):
+    ws = install_workspace(repos=1)
+    repo = wait_backed_up(stack, ws, "repo-0")
+    stack.sandbox.rename_repository(ws.slug, "repo-0", "renamed")
+    wait_for(lambda: "renamed" in repos_by_slug(ws), 30, message="rename applied")
+    sha = stack.sandbox.commit(ws.slug, "renamed", message="after rename")
+    view = wait_backed_up(stack, ws, "renamed")
+    assert view["uuid"] == repo["uuid"] and "repo-0" not in repos_by_slug(ws)
+    assert snapshots(ws, repo["uuid"])[0]["refs"]["refs/heads/main"] == sha
+    assert len(snapshots(ws, repo["uuid"])) == view["snapshot_count"] > repo["snapshot_count"]
+    clone(stack, ws, token_for(ws), "renamed", tmp_path / "renamed")
+    assert show_ref(tmp_path / "renamed")["refs/heads/main"] == sha
+
+
+def test_webhook_naming_another_workspace_is_refused_and_not_recorded(install_workspace, stack):
+    import json as _json
+    import time as _time
+    import uuid as _uuid
+
+    import jwt as _jwt
+    from atlassian_jwt.url_utils import hash_url
+    from sqlalchemy import func
+
+    from strongroom.store.models import Event
+
+    a = install_workspace(repos=0)
+    b = install_workspace(repos=1)
+    b_repo = stack.sandbox.create_repository(b.slug, "target", commits=1, deliver=False)
+    body = {"event": "repo:push", "data": {"push": {"changes": []}, "repository": {
+        "type": "repository", "uuid": b_repo["uuid"], "full_name": f"{b.slug}/target", "name": "target",
+        "workspace": {"type": "workspace", "uuid": b.uuid, "slug": b.slug}}}}
+    now = int(_time.time())
+    token = _jwt.encode({"iss": a.client_key, "aud": a.client_key, "iat": now, "exp": now + 60,
+                         "qsh": hash_url("POST", "/connect/webhooks")}, a.shared_secret, algorithm="HS256")
+    with stack.ctx.db.session() as s:
+        before = s.scalar(select(func.count()).select_from(Event))
+    response = requests.post(f"{stack.base_url}/connect/webhooks", data=_json.dumps(body),
+                             headers={"Authorization": f"JWT {token}", "Content-Type": "application/json",
+                                      "X-Request-UUID": str(_uuid.uuid4()), "X-Event-Key": "repo:push"},
+                             timeout=10)
+    assert response.status_code == 403 and response.json()["error"]["code"] == "foreign_workspace"
+    with stack.ctx.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Event)) == before
