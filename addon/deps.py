@@ -1,9 +1,10 @@
 """Request-scoped access to the deployment context and the dispatcher."""
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlsplit
 
-from flask import current_app, request
+from flask import current_app, jsonify, request
 
 from strongroom.auth import SignedRequest
 from strongroom.context import Context
@@ -27,3 +28,17 @@ def signed_request() -> SignedRequest:
     return SignedRequest(method=request.method, path=path, query=query,
                          authorization=request.headers.get("Authorization"),
                          query_args=request.args.to_dict(flat=True))
+
+
+def acknowledge_event(event_id: str | None):
+    """The answer to a recorded webhook delivery; enqueues its processing after the commit.
+
+    A broker outage only delays the work: the event is in the outbox and the janitor re-dispatches it.
+    """
+    if event_id is None:
+        return jsonify({"status": "duplicate"}), 200
+    try:
+        dispatcher().process_event(event_id)
+    except Exception:
+        logging.getLogger(__name__).exception("could not enqueue event %s; it stays in the outbox", event_id)
+    return jsonify({"status": "accepted", "event": event_id}), 202

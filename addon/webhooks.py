@@ -1,18 +1,15 @@
 """Connect webhooks: verify, record durably (outbox), acknowledge, then enqueue."""
 from __future__ import annotations
 
-import logging
-
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, request
 
 from strongroom.auth import authenticate_connect
 from strongroom.connect.payloads import parse_connect_webhook
 from strongroom.events import record_event
 
-from .deps import ctx, dispatcher, signed_request
+from .deps import acknowledge_event, ctx, signed_request
 
 bp = Blueprint("webhooks", __name__)
-log = logging.getLogger(__name__)
 
 
 @bp.post("/connect/webhooks")
@@ -23,10 +20,4 @@ def connect_webhook():
     event_id = record_event(ctx(), identity.tenant_id, source="connect",
                             delivery_id=request.headers.get("X-Request-UUID"),
                             event_key=envelope.event, data=envelope.data)
-    if event_id is None:
-        return jsonify({"status": "duplicate"}), 200
-    try:
-        dispatcher().process_event(event_id)
-    except Exception:  # recorded already: the outbox drain picks it up
-        log.exception("could not enqueue event %s; it stays in the outbox", event_id)
-    return jsonify({"status": "accepted", "event": event_id}), 202
+    return acknowledge_event(event_id)

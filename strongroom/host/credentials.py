@@ -198,6 +198,14 @@ class HeaderAuth(AuthBase):
         return f"HeaderAuth({self._value.split(' ', 1)[0]} …)"
 
 
+def _check_token_and_bases(creds) -> None:
+    """Validate a static token and normalise the two base URLs of a token credential."""
+    if not isinstance(creds.token, str) or not creds.token.strip() or any(c.isspace() for c in creds.token):
+        raise InvalidInput("the token must be a non-empty string without whitespace")
+    for name in ("base_url", "base_api_url"):
+        object.__setattr__(creds, name, _checked_base(getattr(creds, name), name))
+
+
 @dataclass(frozen=True)
 class AccessTokenCredentials:
     """A workspace (or project/repository) access token: Bearer for REST, ``x-token-auth`` for git."""
@@ -207,10 +215,7 @@ class AccessTokenCredentials:
     base_api_url: str
 
     def __post_init__(self) -> None:
-        if not isinstance(self.token, str) or not self.token.strip() or any(c.isspace() for c in self.token):
-            raise InvalidInput("the token must be a non-empty string without whitespace")
-        for name in ("base_url", "base_api_url"):
-            object.__setattr__(self, name, _checked_base(getattr(self, name), name))
+        _check_token_and_bases(self)
 
     @property
     def cache_key(self) -> str:
@@ -247,10 +252,7 @@ class ApiTokenCredentials:
     def __post_init__(self) -> None:
         if not isinstance(self.email, str) or "@" not in self.email or ":" in self.email:
             raise InvalidInput("an API token needs the Atlassian account's email address")
-        if not isinstance(self.token, str) or not self.token.strip() or any(c.isspace() for c in self.token):
-            raise InvalidInput("the token must be a non-empty string without whitespace")
-        for name in ("base_url", "base_api_url"):
-            object.__setattr__(self, name, _checked_base(getattr(self, name), name))
+        _check_token_and_bases(self)
 
     @property
     def cache_key(self) -> str:
