@@ -196,7 +196,7 @@ def test_worker_killed_mid_fetch_leaves_a_consistent_vault(install_workspace, st
     sb.git_delay = 0.05
     try:
         ws.api.post(f"/api/v1/repositories/{repo['uuid']}/backups")
-        wait_for(lambda: _git_fetch_running(), 30, 0.05, message="a running git fetch")
+        wait_for(lambda: _git_fetch_running(stack.worker.proc.pid), 30, 0.05, message="a running git fetch")
         killed = [pid for pid in stack.worker.child_pids() if _is_busy(pid)]
         for pid in killed or stack.worker.child_pids():
             os.kill(pid, signal.SIGKILL)
@@ -212,9 +212,21 @@ def test_worker_killed_mid_fetch_leaves_a_consistent_vault(install_workspace, st
             assert git("cat-file", "-e", sha, cwd=path, check=False).returncode == 0
 
 
-def _git_fetch_running() -> bool:
-    out = subprocess.run(["pgrep", "-f", "git.*fetch"], capture_output=True, text=True).stdout
-    return bool(out.strip())
+def _git_fetch_running(worker_pid: int) -> bool:
+    """A git fetch descending from this test's worker, never another suite's."""
+    rows = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True, text=True).stdout.splitlines()
+    parent, args = {}, {}
+    for row in rows:
+        pid, ppid, cmd = (row.strip().split(None, 2) + [""])[:3]
+        parent[int(pid)], args[int(pid)] = int(ppid), cmd
+    for pid, cmd in args.items():
+        if "git" in cmd and "fetch" in cmd:
+            node = pid
+            while node > 1:
+                node = parent.get(node, 1)
+                if node == worker_pid:
+                    return True
+    return False
 
 
 def _is_busy(pid: int) -> bool:
