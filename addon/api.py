@@ -16,14 +16,16 @@ MAX_PAGELEN = 100
 bp.before_request(authenticate_api)
 
 
-def _json_body() -> dict:
+def json_body() -> dict:
+    """The request body as a JSON object, or a 400."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise InvalidInput("the request body must be a JSON object")
     return body
 
 
-def _paging() -> tuple[int, int]:
+def paging() -> tuple[int, int]:
+    """`page` and `pagelen` from the query string (pagelen at most 100), or a 400."""
     try:
         page = int(request.args.get("page", "1"))
         pagelen = int(request.args.get("pagelen", "50"))
@@ -34,7 +36,8 @@ def _paging() -> tuple[int, int]:
     return page, pagelen
 
 
-def _paged(values: list, total: int, page: int, pagelen: int):
+def paged(values: list, total: int, page: int, pagelen: int):
+    """The list envelope: values, page, pagelen, size and next."""
     body = {"values": values, "page": page, "pagelen": pagelen, "size": total}
     if page * pagelen < total:
         args = request.args.to_dict(flat=True)
@@ -51,10 +54,10 @@ def installation():
 
 @bp.get("/repositories")
 def repositories():
-    page, pagelen = _paging()
+    page, pagelen = paging()
     values, total = workspace.list_repositories(ctx(), g.tenant_id, q=request.args.get("q"),
                                                 state=request.args.get("state"), page=page, pagelen=pagelen)
-    return _paged(values, total, page, pagelen)
+    return paged(values, total, page, pagelen)
 
 
 @bp.get("/repositories/<uuid>")
@@ -64,7 +67,7 @@ def repository(uuid: str):
 
 @bp.put("/scope")
 def scope():
-    view, to_sync = workspace.update_scope_mode(ctx(), g.tenant_id, _json_body().get("mode"), actor=g.actor)
+    view, to_sync = workspace.update_scope_mode(ctx(), g.tenant_id, json_body().get("mode"), actor=g.actor)
     for repository_id in to_sync:
         dispatcher().sync_repository(repository_id)
     return jsonify(view)
@@ -72,7 +75,7 @@ def scope():
 
 @bp.put("/repositories/<uuid>/scope")
 def repository_scope(uuid: str):
-    view, to_sync = workspace.update_repository_scope(ctx(), g.tenant_id, uuid, _json_body().get("in_scope"),
+    view, to_sync = workspace.update_repository_scope(ctx(), g.tenant_id, uuid, json_body().get("in_scope"),
                                                       actor=g.actor)
     if to_sync:
         dispatcher().sync_repository(to_sync)
@@ -100,14 +103,14 @@ def job(job_id: str):
 
 @bp.get("/repositories/<uuid>/snapshots")
 def snapshots(uuid: str):
-    page, pagelen = _paging()
+    page, pagelen = paging()
     values, total = workspace.list_snapshots(ctx(), g.tenant_id, uuid, page=page, pagelen=pagelen)
-    return _paged(values, total, page, pagelen)
+    return paged(values, total, page, pagelen)
 
 
 @bp.post("/access-tokens")
 def create_token():
-    body = _json_body()
+    body = json_body()
     issued = access.create_access_token(ctx(), g.tenant_id, body.get("label", ""), body.get("expires_in_days"),
                                         actor=g.actor)
     return jsonify({"id": issued.id, "token": issued.token, "username": issued.username,

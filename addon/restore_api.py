@@ -5,7 +5,7 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from strongroom import audit, drills, export, recovery, restore
 
-from .api import _json_body, _paged, _paging
+from .api import json_body, paged, paging
 from .auth import authenticate_api
 from .deps import ctx, dispatcher
 
@@ -20,13 +20,13 @@ def _planned(answer: dict):
 
 @bp.post("/repositories/<uuid>/restores")
 def restore_repository(uuid: str):
-    return _planned(restore.request_restore(ctx(), g.tenant_id, uuid, _json_body(), actor=g.actor,
+    return _planned(restore.request_restore(ctx(), g.tenant_id, uuid, json_body(), actor=g.actor,
                                             dispatcher=dispatcher()))
 
 
 @bp.post("/recoveries")
 def recover_workspace():
-    return _planned(recovery.request_recovery(ctx(), g.tenant_id, _json_body(), actor=g.actor,
+    return _planned(recovery.request_recovery(ctx(), g.tenant_id, json_body(), actor=g.actor,
                                               dispatcher=dispatcher()))
 
 
@@ -34,7 +34,7 @@ def recover_workspace():
 def drill_repository(uuid: str):
     body = request.get_json(silent=True) if request.get_data() else {}
     if not isinstance(body, dict):
-        body = _json_body()  # raises the API's usual 400
+        body = json_body()  # raises the API's usual 400
     return jsonify(drills.request_drill(ctx(), g.tenant_id, uuid, body, actor=g.actor, dispatcher=dispatcher())), 202
 
 
@@ -49,7 +49,7 @@ def snapshot_bundle(uuid: str, snapshot_id: str):
 
 @bp.get("/audit")
 def audit_log():
-    page, pagelen = _paging()
+    page, pagelen = paging()
     values, total = audit.audit_log(ctx(), g.tenant_id, action=request.args.get("action"), page=page,
                                     pagelen=pagelen)
-    return _paged(values, total, page, pagelen)
+    return paged(values, total, page, pagelen)

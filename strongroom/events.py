@@ -58,7 +58,7 @@ def process_event(ctx: Context, event_id: str, dispatcher: Dispatcher) -> str:
         try:
             event = parse_repository_event(row.event_key, json.loads(row.payload_json))
             with s.begin_nested():
-                to_sync = _apply(ctx, s, s.get(Tenant, row.tenant_id), event)
+                to_sync = _apply(ctx, s, s.get(Tenant, row.tenant_id), event, row.received_at)
         except PermanentError as exc:  # recorded, never retried forever by the janitor
             row.processed_at, row.error = utcnow(), f"{exc.code}: {exc}"
             log.warning("event %s could not be applied: %s", event_id, row.error)
@@ -69,7 +69,7 @@ def process_event(ctx: Context, event_id: str, dispatcher: Dispatcher) -> str:
     return event.key
 
 
-def _apply(ctx: Context, s, tenant: Tenant, event: RepositoryEvent) -> str | None:
+def _apply(ctx: Context, s, tenant: Tenant, event: RepositoryEvent, received_at) -> str | None:
     ref = event.repository
     if event.key == "repo:deleted":
         repo = find_repository(s, tenant.id, ref.uuid)
@@ -83,6 +83,8 @@ def _apply(ctx: Context, s, tenant: Tenant, event: RepositoryEvent) -> str | Non
     existing = find_repository(s, tenant.id, ref.uuid)
     if existing is None and not info.slug:
         raise InvalidInput("event for an unknown repository carries no slug")
+    if existing is not None and existing.deleted_upstream and existing.deleted_at and received_at <= existing.deleted_at:
+        return None  # events are applied out of order: one received before the deletion must not undo it
     repo, created = upsert_repository(ctx, s, tenant, info)
     if event.key in ("repo:created", "repo:imported", "repo:push"):
         repo.deleted_upstream, repo.deleted_at = False, None
