@@ -72,6 +72,19 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def stop_process_group(proc: subprocess.Popen | None, log=None) -> None:
+    """SIGTERM a subprocess's whole process group, SIGKILL it if it lingers, close its log."""
+    if proc and proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+    if log is not None:
+        log.close()
+
+
 class WebServer:
     """The Strongroom Flask app on a real loopback HTTP server (threaded)."""
 
@@ -118,15 +131,7 @@ class WorkerProcess:
         return [int(p) for p in out.split()]
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        if getattr(self, "_log", None):
-            self._log.close()
+        stop_process_group(self.proc, getattr(self, "_log", None))
 
 
 @dataclass
@@ -146,14 +151,7 @@ class BeatProcess:
         return self
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-        if getattr(self, "_log", None):
-            self._log.close()
+        stop_process_group(self.proc, getattr(self, "_log", None))
 
 
 @dataclass
