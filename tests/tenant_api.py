@@ -46,10 +46,13 @@ class OperatorApi:
 
 
 def wait_backed_up(sandbox, api: OperatorApi, workspace: str, slug: str, timeout: float = 60) -> dict:
-    """Wait until the newest snapshot equals the sandbox's live refs; return the repository view."""
+    """Wait until the newest snapshot equals the sandbox's live refs and no sync round is running.
+
+    A push can start a follow-up round after the snapshot that already holds its tips, so the
+    view is returned only once that round has finished too."""
     def done():
         repo = api.repos().get(slug)
-        if not repo or not repo["snapshot_count"]:
+        if not repo or not repo["snapshot_count"] or repo["state"] == "syncing":
             return None
         snaps = api.snapshots(repo["uuid"])
         return repo if snaps and snaps[0]["refs"] == sandbox.refs(workspace, slug) else None

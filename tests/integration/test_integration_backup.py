@@ -25,10 +25,13 @@ def snapshots(ws, uuid: str) -> list:
 
 
 def wait_backed_up(stack, ws, slug: str, timeout: float = 60) -> dict:
-    """Wait until the newest snapshot equals the sandbox's live refs; return the repository view."""
+    """Wait until the newest snapshot equals the sandbox's live refs and no sync round is running.
+
+    A push can start a follow-up round after the snapshot that already holds its tips, so the
+    view is returned only once that round has finished too."""
     def done():
         repo = repos_by_slug(ws).get(slug)
-        if not repo or not repo["snapshot_count"]:
+        if not repo or not repo["snapshot_count"] or repo["state"] == "syncing":
             return None
         snaps = snapshots(ws, repo["uuid"])
         return repo if snaps and snaps[0]["refs"] == stack.sandbox.refs(ws.slug, slug) else None
