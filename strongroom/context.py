@@ -8,7 +8,7 @@ from typing import Callable
 
 from .config import Settings
 from .errors import CredentialRejected, PermanentError
-from .host.client import ConnectCredentials, HostClient, MemoryTokenCache
+from .host.client import READ_SCOPES, ConnectCredentials, HostClient, MemoryTokenCache, ScopedCredentials
 from .host.credentials import CredentialUnavailable, ForgeSystemCredentials, token_credentials
 from .locks import RepoLocks, make_locks
 from .store import Database, SecretBox
@@ -21,13 +21,16 @@ FORGE_TOKEN_MARGIN_SECONDS = 120  # never start work with a system token about t
 
 
 def _connect_client(ctx: "Context", installation: Installation) -> HostClient:
-    """Connect: the shared secret signs JWTs that are exchanged for access tokens (cached encrypted)."""
+    """Connect: the shared secret signs JWTs exchanged for read-only access tokens (cached encrypted).
+
+    The installation is granted write and admin scopes for restores; everyday tokens ask for
+    ``repository`` only, so a leaked or cached token can never write (restores narrow their own)."""
     secret = ctx.box.decrypt(installation.secret_enc or "")
     creds = ConnectCredentials(app_key=installation.app_key or ctx.settings.app_key,
                                client_key=installation.client_key or "", shared_secret=secret,
                                base_url=installation.base_url, base_api_url=installation.base_api_url)
     cache = InstallationTokenCache(ctx.db, ctx.box, installation.id)
-    return HostClient(creds, token_cache=cache)
+    return HostClient(ScopedCredentials(creds, READ_SCOPES), token_cache=cache)
 
 
 def _token_client(ctx: "Context", installation: Installation) -> HostClient:

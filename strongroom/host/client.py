@@ -17,13 +17,13 @@ from atlassian.bitbucket import Cloud
 from ..connect.payloads import normalize_uuid
 from ..errors import (CredentialRejected, HostUnavailable, InvalidInput, NotFound, PermanentError,
                       RateLimited, RepositoryGone, StrongroomError)
-from .credentials import (ConnectCredentials, ConnectJWTAuth, ForeignOrigin, HostCredentials,
-                          TokenGrant, origin, safe_origin)
+from .credentials import (READ_SCOPES, ConnectCredentials, ConnectJWTAuth, ForeignOrigin, HostCredentials,
+                          ScopedCredentials, TokenGrant, origin, safe_origin)
 from .ratelimit import retry_after_seconds, send_with_retries
 
 __all__ = [
-    "ConnectCredentials", "ConnectJWTAuth", "ForeignOrigin", "HostClient", "HostCredentials",
-    "HostRejected", "MemoryTokenCache", "TokenCache", "TokenGrant",
+    "READ_SCOPES", "ConnectCredentials", "ConnectJWTAuth", "ForeignOrigin", "HostClient", "HostCredentials",
+    "HostRejected", "MemoryTokenCache", "ScopedCredentials", "TokenCache", "TokenGrant",
 ]
 
 TOKEN_REFRESH_MARGIN_SECONDS = 300
@@ -104,6 +104,14 @@ class HostClient:
     def verify_credentials(self) -> None:
         """Prove the credentials by exchanging them for a token, bypassing the cache."""
         self._exchange_token()
+
+    def narrowed(self, scopes: tuple[str, ...]) -> "HostClient":
+        """A client for the same tenant whose exchanged tokens carry only ``scopes`` (never cached on disk)."""
+        inner = self._credentials
+        if isinstance(inner, ScopedCredentials):
+            inner = inner.inner  # a new scope replaces the old one; it does not stack
+        return HostClient(ScopedCredentials(inner, tuple(scopes)), token_cache=MemoryTokenCache(),
+                          timeout=self._timeout, max_retries=self._max_retries, sleep=self._sleep, clock=self._clock)
 
     def git_credentials(self) -> tuple[str, str]:
         """``(username, password)`` for git over HTTPS; pass them as a header, never in a URL."""

@@ -19,6 +19,8 @@ from ..errors import InvalidInput, PermanentError, TransientError
 
 TOKEN_PATH = "/site/oauth2/access_token"
 JWT_GRANT_TYPE = "urn:bitbucket:oauth2:jwt"
+# What everyday work needs from an exchanged token: reading repositories (git fetch, ls-remote).
+READ_SCOPES = ("repository",)
 GIT_TOKEN_USERNAME = "x-token-auth"  # "The literal string x-token-auth ... is required" (reference §4.4)
 
 
@@ -289,3 +291,45 @@ def derive_base_url(api_base_url: str) -> str:
     parts = urlsplit(api_base_url.rstrip("/"))
     host = parts.netloc[4:] if parts.netloc.lower().startswith("api.") else parts.netloc
     return parts._replace(netloc=host, path="").geturl()
+
+
+@dataclass(frozen=True)
+class ScopedCredentials:
+    """Another credential whose exchanged tokens carry only ``scopes`` (the JWT grant's ``scope``).
+
+    REST keeps the inner credential's auth; only the exchanged (git) token is narrowed. A credential
+    that already is a token (token mode, Forge) cannot be narrowed and is used as it is.
+    """
+
+    inner: HostCredentials
+    scopes: tuple[str, ...]
+
+    @property
+    def base_url(self) -> str:
+        """The inner credential's site origin."""
+        return self.inner.base_url
+
+    @property
+    def base_api_url(self) -> str:
+        """The inner credential's REST origin."""
+        return self.inner.base_api_url
+
+    @property
+    def cache_key(self) -> str:
+        """Never the inner key: a narrowed token must not be mistaken for the everyday one."""
+        return f"{self.inner.cache_key}|scope={' '.join(self.scopes)}"
+
+    def rest_auth(self) -> AuthBase:
+        """The inner credential's REST auth."""
+        return self.inner.rest_auth()
+
+    def token_grant(self) -> TokenGrant | None:
+        """The inner grant with ``scope`` added (space-separated, as OAuth 2 writes scopes)."""
+        grant = self.inner.token_grant()
+        if grant is None:
+            return None
+        return TokenGrant(grant.url, {**grant.data, "scope": " ".join(self.scopes)}, grant.auth)
+
+    def git_credentials(self, access_token) -> tuple[str, str]:
+        """The inner credential's git user with the narrowed token."""
+        return self.inner.git_credentials(access_token)

@@ -5,8 +5,8 @@ import pytest
 
 from strongroom.errors import InvalidInput
 from strongroom.host.client import ConnectCredentials, HostClient, MemoryTokenCache
-from strongroom.host.credentials import AccessTokenCredentials
-from strongroom.host.writes import ScopedCredentials, check_slug, write_client
+from strongroom.host.credentials import READ_SCOPES, AccessTokenCredentials, ScopedCredentials
+from strongroom.host.writes import check_slug, write_client
 
 CONNECT = ConnectCredentials(app_key="k", client_key="ari:cloud:bitbucket::app/{w}/k", shared_secret="s" * 32,
                              base_url="https://bitbucket.org", base_api_url="https://api.bitbucket.org")
@@ -21,6 +21,14 @@ def test_the_write_token_is_asked_for_repository_write_only_and_never_shares_the
     assert dict(grant.data) == {"grant_type": "urn:bitbucket:oauth2:jwt", "scope": "repository:write"}
     assert creds.cache_key != CONNECT.cache_key
     assert creds.git_credentials(lambda: "t") == ("x-token-auth", "t")
+
+
+def test_narrowing_an_everyday_read_client_replaces_its_scope_instead_of_stacking_it():
+    everyday = HostClient(ScopedCredentials(CONNECT, READ_SCOPES), token_cache=MemoryTokenCache())
+    assert dict(everyday._credentials.token_grant().data)["scope"] == "repository"
+    creds = write_client(everyday)._credentials
+    assert creds.inner is CONNECT and dict(creds.token_grant().data)["scope"] == "repository:write"
+    assert len({CONNECT.cache_key, everyday._credentials.cache_key, creds.cache_key}) == 3
 
 
 def test_a_credential_that_is_a_token_already_is_used_as_it_is():
