@@ -116,5 +116,5 @@ const Strongroom = (() => {
     }
   }
 
-  return { get expired() { return expired; }, boot, api, ApiError, message, el, bytes, ago, time, cloneCommand, copy };
+  return { get expired() { return expired; }, get token() { return token; }, boot, api, ApiError, message, el, bytes, ago, time, cloneCommand, copy };
 })();

@@ -1,8 +1,10 @@
-/* Strongroom panel views: status strip, protection summary, scope, repositories, snapshot timeline, access. */
+/* Strongroom panel views: status strip, protection summary, scope, repositories, snapshot timeline, access.
+   Restores, recovery, drills, bundles and the audit log live in panel-restore.js (StrongroomRestore). */
 "use strict";
 
 (() => {
   const { boot, api, message, el, bytes, time, cloneCommand, copy } = Strongroom;
+  const restore = StrongroomRestore;
   const $ = (id) => document.getElementById(id);
   const PAGELEN = 25, FAST_MS = 3000, SLOW_MS = 15000, STATUS_MS = 30000, SNAP_PAGE = 20;
   const state = { page: 1, q: "", filter: "", size: 0, rows: [], open: null, snapsShown: SNAP_PAGE,
@@ -42,6 +44,7 @@
       el("td", {}, time(r.last_backup_at)),
       el("td", { class: "num" }, String(r.snapshot_count)),
       el("td", { class: "num" }, bytes(r.size_bytes)),
+      el("td", {}, restore.verificationCell(r)),
       el("td", {}, now),
     ]);
   }
@@ -88,6 +91,7 @@
     try {
       await api("PUT", `/repositories/${encodeURIComponent(r.uuid)}/scope`, { in_scope: toggle.checked });
       message("");
+      restore.loadAudit();
     } catch (e) {
       toggle.checked = !toggle.checked;
       message(`Could not change ${r.slug}: ${e.message}`);
@@ -111,7 +115,7 @@
   }
 
   async function setMode(mode) {
-    try { await api("PUT", "/scope", { mode }); message(""); } catch (e) { message(`Could not change the scope: ${e.message}`); }
+    try { await api("PUT", "/scope", { mode }); message(""); restore.loadAudit(); } catch (e) { message(`Could not change the scope: ${e.message}`); }
     await refresh();
   }
 
@@ -131,6 +135,7 @@
     let tone = "success", icon = "✓", text = o.in_scope === 1 ? "The 1 repository in scope is protected."
       : `All ${o.in_scope} repositories in scope are protected.`;
     if (!o.connected) { tone = "warning"; icon = "!"; text = "The workspace is not connected; existing backups stay readable and clonable."; }
+    else if (!o.in_scope && o.deleted_upstream) { tone = "warning"; icon = "!"; text = `Nothing left to back up: ${o.deleted_upstream === 1 ? "the repository was" : `${o.deleted_upstream} repositories were`} deleted on Bitbucket. Their backups are kept; recover them below.`; }
     else if (!o.in_scope) { tone = "neutral"; icon = "○"; text = "No repositories are selected for backup."; }
     else if (s.failing) { tone = "danger"; icon = "✕"; text = `${s.failing} of ${o.in_scope} repositories are failing; see the reasons below.`; }
     else if (!o.protected) { tone = "information"; icon = "⟳"; text = `${s.ok} of ${o.in_scope} repositories are protected; ${s.pending + s.syncing} are being backed up.`; }
@@ -162,6 +167,17 @@
     return el("li", {}, [el("code", {}, ref), " ", ...what]);
   }
 
+  function snapshotActions(snap) {
+    const repo = state.open, when = new Date(snap.taken_at).toLocaleString();
+    const restoreButton = el("button", { type: "button", class: "button", "aria-controls": "restore",
+                                         "aria-label": `Restore… from the snapshot of ${when}` }, "Restore…");
+    restoreButton.addEventListener("click", () => restore.open(repo, snap, () => refresh().catch(() => {})));
+    const bundle = el("button", { type: "button", class: "button", "aria-label": `Download bundle of the snapshot of ${when}` },
+                      "Download bundle");
+    bundle.addEventListener("click", () => restore.download(repo, snap, bundle));
+    return el("p", { class: "actions" }, [restoreButton, " ", bundle]);
+  }
+
   function snapshotItem(snap) {
     const refs = Object.entries(snap.changes || {});
     const shown = refs.slice(0, 12).map(([ref, pair]) => change(ref, pair));
@@ -171,6 +187,7 @@
       refs.length ? el("ul", { class: "changes", "aria-label": "Refs that changed" }, shown) : el("p", { class: "subtle" }, "No ref changes."),
       el("p", { class: "small subtle" }, [`${Object.keys(snap.refs).length} refs · snapshot `, el("code", {}, snap.id)]),
       el("pre", { class: "command" }, el("code", { class: "clone-cmd" }, cloneCommand(state.open.slug, snap.id, state.accessToken))),
+      snapshotActions(snap),
     ]);
   }
 
@@ -192,6 +209,8 @@
     state.open = r; state.snapsShown = SNAP_PAGE; state.snapshots = []; state.snapshotTotal = 0;
     $("timeline").hidden = false;
     $("timeline-title").textContent = `Snapshots of ${r.full_name || r.slug}`;
+    restore.showVerification(r);
+    restore.close();  // a restore belongs to the repository whose snapshots were open
     $("clone-repo").value = r.slug; updateCommands();
     try { await loadTimeline(); } catch (e) { message(`Could not load snapshots: ${e.message}`); }
     if (focus) $("timeline-title").focus();
@@ -213,6 +232,7 @@
       revoke.addEventListener("click", async () => {
         try { await api("DELETE", `/access-tokens/${encodeURIComponent(t.id)}`); } catch (e) { message(`Could not revoke: ${e.message}`); }
         loadTokens();
+        restore.loadAudit();
       });
       return el("tr", {}, [el("th", { scope: "row" }, t.label || t.id), el("td", {}, time(t.created_at)),
         el("td", {}, t.expires_at ? new Date(t.expires_at).toLocaleDateString() : "never"), el("td", {}, time(t.last_used_at)),
@@ -232,6 +252,7 @@
       message("");
       updateCommands();
       await loadTokens();
+      restore.loadAudit();
     } catch (e) { message(`Could not create a token: ${e.message}`); }
   }
 
@@ -274,7 +295,11 @@
     await trackJobs();
     if (boot.view !== "repository") { state.overview = await api("GET", "/overview"); renderOverview(state.overview); }
     await loadRepositories();
-    if (state.open) await loadTimeline();
+    if (state.open) {
+      const fresh = state.rows.find((r) => r.uuid === state.open.uuid);
+      if (fresh) { state.open = fresh; restore.showVerification(fresh); }
+      await loadTimeline();
+    }
   }
 
   async function tick() {
@@ -292,7 +317,8 @@
     $("page-next").addEventListener("click", () => { state.page += 1; tick(); });
     document.querySelectorAll('input[name="scope-mode"]').forEach((r) => r.addEventListener("change", () => setMode(r.value)));
     $("backup-all").addEventListener("click", backupAll);
-    $("timeline-close").addEventListener("click", () => { state.open = null; $("timeline").hidden = true; $("repositories").focus(); });
+    $("timeline-close").addEventListener("click", () => { state.open = null; $("timeline").hidden = true; restore.close(); $("repositories").focus(); });
+    $("verify-now").addEventListener("click", () => state.open && restore.verifyNow(state.open, () => refresh().catch(() => {})));
     $("snapshot-more").addEventListener("click", () => { state.snapsShown += SNAP_PAGE; loadTimeline(); });
     $("token-form").addEventListener("submit", createToken);
     $("clone-repo").addEventListener("input", updateCommands);
