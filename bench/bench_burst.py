@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from ._gitgen import git
+from ._processes import in_parallel
 from ._report import header, ratio, table, write_result
 from ._stack import BenchStack
 
@@ -36,26 +37,15 @@ WORKSPACE = "bench-burst"
 def _pushers(stack: BenchStack, slugs: list[str], per_repo: int, tag: str, deliver: bool,
              on_push=None) -> float:
     """One thread per repository makes ``per_repo`` commits; returns seconds until all pushes returned."""
-    errors: list[BaseException] = []
-
     def push(slug: str) -> None:
-        try:
-            for i in range(per_repo):
-                stack.sandbox.commit(WORKSPACE, slug, files={f"burst/{tag}-{i}.txt": f"{i}\n"},
-                                     message=f"{tag} push {i}", deliver=deliver)
-                if on_push is not None:
-                    on_push(slug)
-        except BaseException as exc:  # surface it in the main thread
-            errors.append(exc)
+        for i in range(per_repo):
+            stack.sandbox.commit(WORKSPACE, slug, files={f"burst/{tag}-{i}.txt": f"{i}\n"},
+                                 message=f"{tag} push {i}", deliver=deliver)
+            if on_push is not None:
+                on_push(slug)
 
-    threads = [threading.Thread(target=push, args=(slug,)) for slug in slugs]
     start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
+    in_parallel([lambda slug=slug: push(slug) for slug in slugs])
     return time.perf_counter() - start
 
 
