@@ -214,17 +214,21 @@ def _add_token_mode(sub) -> None:
 
 
 def cmd_export(args) -> int:
-    """Offline export: reads only --data-dir (no environment, database, broker or Bitbucket)."""
+    """Offline export: reads only --data-dir (no environment, database, broker or Bitbucket) and records the
+    export in the data directory's offline audit log (a warning, not a failure, if it is read-only)."""
     from pathlib import Path
 
     from .errors import StrongroomError
     from .export import export_offline, parse_time
 
+    def warn(message: str) -> None:
+        print(f"warning: {message}", file=sys.stderr)
+
     try:
         at = parse_time(args.at) if args.at else None
         entry = export_offline(Path(args.data_dir), args.workspace, args.repository, snapshot_id=args.snapshot,
                                at=at, to=Path(args.to) if args.to else None,
-                               bundle=Path(args.bundle) if args.bundle else None)
+                               bundle=Path(args.bundle) if args.bundle else None, warn=warn)
     except StrongroomError as exc:
         print(f"error ({exc.code}): {exc.message}", file=sys.stderr)
         return 1

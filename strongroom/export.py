@@ -3,11 +3,13 @@ that needs nothing but the data directory (no environment, database, broker or B
 
 Offline, each vault's ``strongroom/manifest.json`` names it (workspace and repository uuid/slug) and its
 ``strongroom/journal.jsonl`` lists every snapshot's refs, so a repository is found and exported from
-files alone. Scratch work happens next to the destination, never inside the data directory.
+files alone. Scratch work happens next to the destination, never inside the data directory; the one
+write there is a line in the offline audit log (``audit.offline_log_path``), which the service imports.
 """
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 import shutil
@@ -15,7 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from sqlalchemy import select
 
@@ -27,6 +29,8 @@ from .vault.journal import SnapshotEntry, read_entries, read_json
 from .vault.push import materialize
 from .vault.views import make_bundle
 from .workspace import get_repository
+
+log = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
 _UUID = re.compile(r"^\{?[0-9a-fA-F-]{36}\}?$")
@@ -171,22 +175,49 @@ def choose_entry(entries: list[SnapshotEntry], snapshot_id: str | None, at: date
 
 
 def export_offline(data_dir: Path, workspace: str, repository: str, *, snapshot_id: str | None = None,
-                   at: datetime | None = None, to: Path | None = None, bundle: Path | None = None) -> SnapshotEntry:
-    """Write one snapshot as a plain bare repository (``to``) or a verified bundle (``bundle``)."""
+                   at: datetime | None = None, to: Path | None = None, bundle: Path | None = None,
+                   warn: Callable[[str], None] | None = None) -> SnapshotEntry:
+    """Write one snapshot as a plain bare repository (``to``) or a verified bundle (``bundle``), then record
+    it in the data directory's offline audit log (if that cannot be written, ``warn`` is told why)."""
     if (to is None) == (bundle is None):
         raise InvalidInput("give exactly one of --to and --bundle")
     vault = find_vault(data_dir, workspace, repository)
     entry = choose_entry(read_entries(vault.path / "strongroom" / "journal.jsonl"), snapshot_id, at)
     if to is not None:
         materialize(vault.path, entry.refs, Path(to))
+        record_offline_export(data_dir, vault, entry, "repository", Path(to).absolute(), warn=warn)
         return entry
+    dest = Path(bundle).absolute()
+    _write_bundle(vault, entry, dest)
+    record_offline_export(data_dir, vault, entry, "bundle", dest, warn=warn)
+    return entry
+
+
+def _write_bundle(vault: FoundVault, entry: SnapshotEntry, dest: Path) -> None:
+    """A verified bundle of the entry's refs at ``dest``, built in scratch space next to it."""
     if not entry.refs:
         raise Unprocessable("that snapshot holds no refs; a bundle cannot be empty (use --to)")
-    dest = Path(bundle).absolute()
     dest.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".tmp-export-"))
     try:
         make_bundle(vault.path, scratch, entry.refs, dest)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return entry
+
+
+def record_offline_export(data_dir: Path, vault: FoundVault, entry: SnapshotEntry, kind: str, dest: Path, *,
+                          warn: Callable[[str], None] | None = None) -> str | None:
+    """Append a finished export to the offline audit log and return the line's id. A read-only data
+    directory (a mounted copy in a disaster) never fails the export: ``warn`` hears it, with the line to
+    append to the live data directory's log by hand, and None is returned."""
+    line = audit.offline_export_line(vault.workspace, vault.repository, entry.id, len(entry.refs), kind, dest)
+    try:
+        audit.append_offline(data_dir, line)
+    except OSError as exc:
+        path = audit.offline_log_path(data_dir)
+        (warn or log.warning)(
+            f"the export succeeded but is NOT in the audit log: cannot write {path} ({exc.strerror or exc}). "
+            f"To record it, append this line to {audit.OFFLINE_LOG} in the live data directory:\n"
+            + json.dumps(line, separators=(",", ":"), sort_keys=True))
+        return None
+    return line["id"]

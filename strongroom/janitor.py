@@ -1,10 +1,12 @@
-"""Periodic duties: re-dispatch work a broker outage or a crash left behind, and plan sweeps."""
+"""Periodic duties: re-dispatch work a broker outage or a crash left behind, import offline exports into the
+audit log, and plan sweeps."""
 from __future__ import annotations
 
 from datetime import timedelta
 
 from sqlalchemy import select
 
+from .audit import import_offline_exports_quietly
 from .context import Context
 from .events import pending_event_ids
 from .jobs import create_job
@@ -16,7 +18,8 @@ JOB_GRACE_SECONDS = 30
 
 
 def redispatch_stale_work(ctx: Context, dispatcher: Dispatcher) -> dict:
-    """Events not applied, jobs not planned and syncs requested but not started, after a grace period."""
+    """Events not applied, jobs not planned and syncs requested but not started, after a grace period; then
+    offline exports recorded in the data directory are imported into the audit log."""
     now = utcnow()
     events = pending_event_ids(ctx, EVENT_GRACE_SECONDS)
     with ctx.db.session() as s:
@@ -34,7 +37,8 @@ def redispatch_stale_work(ctx: Context, dispatcher: Dispatcher) -> dict:
         dispatcher.run_job(job_id)
     for repo_id in repos:
         dispatcher.sync_repository(repo_id)
-    return {"events": len(events), "jobs": len(jobs), "repositories": len(repos)}
+    offline = import_offline_exports_quietly(ctx)  # after the dispatches, which it must never hold up
+    return {"events": len(events), "jobs": len(jobs), "repositories": len(repos), "offline_exports": offline}
 
 
 def plan_sweeps(ctx: Context, dispatcher: Dispatcher) -> list[str]:

@@ -64,8 +64,14 @@ def _iso_utc(moment: datetime) -> str:
 
 
 def append_entry(path: Path, entry: SnapshotEntry) -> None:
-    """Append one JSON line durably (file and directory fsynced before returning)."""
-    line = json.dumps(entry.to_json(), separators=(",", ":"), sort_keys=True).encode() + b"\n"
+    """Append one snapshot entry durably (see ``append_json_line``)."""
+    append_json_line(path, entry.to_json())
+
+
+def append_json_line(path: Path, data: Mapping[str, Any]) -> None:
+    """Append one JSON object as a line, durably (file and new directories fsynced before returning)."""
+    line = json.dumps(dict(data), separators=(",", ":"), sort_keys=True).encode() + b"\n"
+    new_dir = not path.parent.exists()
     path.parent.mkdir(parents=True, exist_ok=True)
     created = not path.exists()
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
@@ -77,6 +83,8 @@ def append_entry(path: Path, entry: SnapshotEntry) -> None:
         os.close(fd)
     if created:
         fsync_dir(path.parent)
+    if new_dir:
+        fsync_dir(path.parent.parent)
 
 
 def _cut_torn_tail(fd: int) -> None:
@@ -99,6 +107,12 @@ def _cut_torn_tail(fd: int) -> None:
 
 def read_entries(path: Path) -> list[SnapshotEntry]:
     """Every complete entry, oldest first; a torn last line (crash mid-append) is ignored."""
+    return list(_parse(path, read_lines(path)))
+
+
+def read_lines(path: Path) -> list[bytes]:
+    """Every complete line of an append-only file, oldest first (none if it does not exist); a torn last
+    line (crash or append in progress) is left out."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -107,7 +121,7 @@ def read_entries(path: Path) -> list[SnapshotEntry]:
     torn = lines.pop()  # b"" when the file ends with a newline, else an unfinished append
     if torn:
         log.info("journal %s: ignoring a torn last line", path)
-    return list(_parse(path, lines))
+    return lines
 
 
 def _parse(path: Path, lines: Iterable[bytes]) -> Iterable[SnapshotEntry]:

@@ -266,6 +266,20 @@ def test_export_works_with_bitbucket_web_and_worker_out_of_the_picture(install_w
     assert result.returncode == 0, result.stderr
     assert show_ref(tmp_path / "out.git") == snap["refs"]
     assert git("fsck", "--no-dangling", cwd=tmp_path / "out.git").returncode == 0
+    copied = (copy / "audit" / "offline-exports.jsonl").read_text()  # a copy records into itself
+    assert ws.api.get("/api/v1/audit", params="action=export").json()["size"] == 0
+    live = subprocess.run([sys.executable, "-m", "strongroom.cli", "export", "--data-dir", str(stack.settings.data_dir),
+                           "--workspace", ws.slug, "--repository", "repo-0", "--bundle", str(tmp_path / "live.bundle")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert live.returncode == 0 and not live.stderr, live.stderr
+    (entry,) = ws.api.get("/api/v1/audit", params="action=export").json()["values"]  # imported when listed
+    assert entry["target"] == f"{ws.slug}/repo-0" and entry["actor"].startswith("offline:")
+    assert entry["details"]["offline"] is True and entry["details"]["snapshot"] == snap["id"]
+    assert entry["details"]["format"] == "bundle" and entry["details"]["destination"] == str(tmp_path / "live.bundle")
+    with open(stack.settings.data_dir / "audit" / "offline-exports.jsonl", "a") as log:
+        log.write(copied)  # the copy's line, appended to the live log by hand, is imported once too
+    log = ws.api.get("/api/v1/audit", params="action=export").json()
+    assert log["size"] == 2 and [e["details"]["format"] for e in log["values"]] == ["bundle", "repository"]
 
 
 def test_drills_prove_a_repository_restorable_and_catch_problems(install_workspace, stack):
