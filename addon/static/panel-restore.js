@@ -47,8 +47,8 @@ const StrongroomRestore = (() => {
   }
 
   // --- restore one repository ---------------------------------------------------------------------
-  function refItem(ref, sha) {
-    const id = `ref-${ref.replace(/[^A-Za-z0-9_-]/g, "_")}`;
+  function refItem([ref, sha], index) {
+    const id = `restore-ref-${index}`;  // ref names may hold any character; the index is unique
     return el("label", { class: "ref", for: id }, [
       el("input", { type: "checkbox", id, value: ref, checked: true, name: "restore-ref" }),
       el("code", {}, ref), el("span", { class: "subtle small" }, ` ${short(sha)}`)]);
@@ -67,7 +67,7 @@ const StrongroomRestore = (() => {
     $("restore-same").parentElement.title = gone ? "The repository was deleted on Bitbucket" : "";
     $("restore-new-names").checked = true;
     $("restore-name").value = repo.slug;
-    $("restore-refs").replaceChildren(...refs.map(([ref, sha]) => refItem(ref, sha)));
+    $("restore-refs").replaceChildren(...refs.map(refItem));
     $("restore-preview").disabled = false;
     $("restore-plan").hidden = true;
     $("restore-job").hidden = true;
