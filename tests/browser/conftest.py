@@ -39,6 +39,11 @@ def page(browser):
     tab.on("console", lambda msg: problems.append(f"console: {msg.text}")
            if msg.type == "error" and "Content Security Policy" in msg.text else None)
     tab.set_default_timeout(60_000)
+    # Assertions wait as long as actions may: on a loaded CI machine one API round trip of the page
+    # can take seconds (SQLite writers queue behind the worker's), which is slow, not wrong.
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=30_000)
     yield tab
     context.close()
     assert not problems, problems
