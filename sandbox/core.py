@@ -129,6 +129,29 @@ class Sandbox(RepoOpsMixin):
             self._workspaces[ws.uuid] = ws
         return {"uuid": ws.uuid, "slug": ws.slug, "name": ws.name}
 
+    def create_project(self, workspace: str, key: str, name: str | None = None) -> dict:
+        """Add a project to a workspace (keys: letters, digits and `_`)."""
+        ws = self.workspace(workspace)
+        if not re.match(r"^[A-Za-z][A-Za-z0-9_]{0,127}$", key):
+            raise ValueError(f"invalid project key {key!r}")
+        with self._lock:
+            if key in ws.projects:
+                raise ValueError(f"project {key!r} exists in {ws.slug}")
+            ws.projects[key] = Project(key=key, uuid=new_uuid(), name=name or key)
+        return {"key": key, "uuid": ws.projects[key].uuid, "name": ws.projects[key].name}
+
+    def delete_project(self, workspace: str, key: str) -> None:
+        """Remove a project; like Bitbucket, only an empty one (and never the default project)."""
+        ws = self.workspace(workspace)
+        with self._lock:
+            if key not in ws.projects:
+                raise NotFound(f"no project {key!r} in {ws.slug}")
+            if key == ws.default_project().key:
+                raise ValueError("the default project cannot be deleted")
+            if any(r.project_key == key for r in self.repositories(ws)):
+                raise ValueError(f"project {key!r} still holds repositories")
+            del ws.projects[key]
+
     def workspace(self, ident: str) -> Workspace:
         """A workspace by slug or `{uuid}` (braces optional)."""
         ws = self.find_workspace(ident)

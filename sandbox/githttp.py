@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+import zlib
 from typing import TYPE_CHECKING, Iterator
 
 from flask import Flask, Response, request
@@ -111,11 +112,34 @@ def _run_backend(sb: "Sandbox", ws: Workspace, repo: Repository, suffix: str, se
         output = proc.stdout.read()
         proc.wait()
         if proc.returncode == 0:
-            sb.notify_push(ws.uuid, repo.uuid)
+            sb.notify_push(ws.uuid, repo.uuid, order=pushed_refs(body, request.headers.get("Content-Encoding")))
         return Response(output, status=status, headers=headers)
     slow = suffix == "git-upload-pack" and sb.git_delay > 0
     return Response(_stream(proc, sb.git_delay if slow else 0.0), status=status, headers=headers,
                     direct_passthrough=True)
+
+
+def pushed_refs(body: bytes, encoding: str | None = None) -> list[str]:
+    """The refs a receive-pack request updates, in the order the client sent its commands.
+
+    The request starts with pkt-lines (4 hex digits of length, then the line): optional `shallow <oid>`,
+    then `<old> <new> <ref>` commands (the first followed by NUL and capabilities), then a flush `0000`.
+    """
+    if encoding and encoding.lower() in ("gzip", "x-gzip"):
+        body = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(body, 1 << 20)
+    refs, pos = [], 0
+    while pos + 4 <= len(body):
+        try:
+            size = int(body[pos:pos + 4], 16)
+        except ValueError:
+            break
+        if size < 4:  # flush (or delim): the command list is over
+            break
+        words = body[pos + 4:pos + size].split(b"\0", 1)[0].strip().split(b" ")
+        if len(words) == 3 and words[0] != b"shallow":
+            refs.append(words[2].decode("utf-8", "replace"))
+        pos += size
+    return refs
 
 
 def _feed(proc: object, body: bytes, stderr: list[bytes]) -> None:

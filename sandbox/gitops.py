@@ -264,6 +264,11 @@ def default_branch(path: Path) -> str | None:
     return None
 
 
+def set_default_branch(path: Path, name: str) -> None:
+    """Point HEAD at `refs/heads/<name>` (what Bitbucket shows as the repository's main branch)."""
+    run(["symbolic-ref", "HEAD", f"{HEADS}{name}"], cwd=path)
+
+
 def resolve(path: Path, rev: str) -> str | None:
     """The commit `rev` names in the repository at `path`, or None."""
     if rev.startswith("-"):

@@ -79,6 +79,8 @@ class Repository(_Record):
     project_key: str
     description: str = ""
     is_private: bool = True
+    language: str = ""
+    fork_policy: str = "no_public_forks"
     created_on: str = field(default_factory=utc_now_iso)
     updated_on: str = field(default_factory=utc_now_iso)
     # refs as of the last repo:push notification; the next notification reports the difference

@@ -95,8 +95,8 @@ class Renderer:
                 "hooks": _href(f"{api}/hooks"),
                 "clone": [{"name": "https", "href": f"{web}.git"},
                           {"name": "ssh", "href": f"git@{host}:{ws.slug}/{r.slug}.git"}]})
-            obj.update({"slug": r.slug, "description": r.description, "size": size or 0, "language": "",
-                        "has_issues": False, "has_wiki": False, "fork_policy": "no_public_forks",
+            obj.update({"slug": r.slug, "description": r.description, "size": size or 0, "language": r.language,
+                        "has_issues": False, "has_wiki": False, "fork_policy": r.fork_policy,
                         "mainbranch": {"type": "branch", "name": mainbranch} if mainbranch else None,
                         "parent": None, "created_on": r.created_on, "updated_on": r.updated_on})
         return obj

@@ -9,7 +9,7 @@ import re
 import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from . import gitops
 from .gitops import HEADS, TAGS, Identity, WorkClone
@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .core import Sandbox
 
 _REPO_SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,61}$")
+FORK_POLICIES = ("allow_forks", "no_public_forks", "no_forks")
 
 
 class RepoOpsMixin:
@@ -55,22 +56,45 @@ class RepoOpsMixin:
         self.notify_push(ws.uuid, r.uuid, deliver=deliver)
         return result
 
-    def notify_push(self: "Sandbox", workspace: str, repo: str, *, deliver: bool = True) -> Delivery | None:
-        """Fire repo:push for every ref change since the last notification (e.g. after a plain `git push`)."""
+    def notify_push(self: "Sandbox", workspace: str, repo: str, *, deliver: bool = True,
+                    order: Sequence[str] = ()) -> Delivery | None:
+        """Fire repo:push for every ref change since the last notification (e.g. after a plain `git push`).
+
+        A repository without branches takes the first branch pushed to it as its main branch (`order`: the
+        refs of the push in the order the client sent them, when known).
+        """
         r = self.repository(workspace, repo)
         ws = self.workspace(r.workspace_uuid)
         with r.lock:
             old, new = r.notified_refs, gitops.list_refs(r.path)
             r.notified_refs = new
+            self._adopt_main_branch(r, old, new, order)
         if not deliver or old == new:
             return None
         r.updated_on = utc_now_iso()
         return self.fire(ws.uuid, "repo:push", lambda: self.events.push(ws, r, ws.actor, old, new))
 
+    @staticmethod
+    def _adopt_main_branch(r: Repository, old: dict[str, str], new: dict[str, str], order: Sequence[str]) -> None:
+        # Bitbucket makes the first branch pushed to an empty repository its main branch, and its REST API
+        # cannot change it afterwards (BCLOUD-20340). Several branches in that first push: the first one the
+        # client sent; not known (a helper's push): HEAD's default `main` if pushed, else the first by name.
+        if any(ref.startswith(HEADS) for ref in old):
+            return
+        heads = [ref for ref in new if ref.startswith(HEADS)]
+        if not heads:
+            return
+        sent = [ref for ref in order if ref in heads]
+        current = gitops.default_branch(r.path)
+        chosen = sent[0][len(HEADS):] if sent else current or sorted(heads)[0][len(HEADS):]
+        if chosen != current:
+            gitops.set_default_branch(r.path, chosen)
+
     # --- repositories ---------------------------------------------------------------------
     def create_repository(self: "Sandbox", workspace: str, slug: str, *, commits: int = 1, deliver: bool = True,
                           is_private: bool = True, project: str | None = None, description: str = "",
-                          name: str | None = None) -> dict:
+                          name: str | None = None, language: str = "",
+                          fork_policy: str = "no_public_forks") -> dict:
         """A bare repository with `commits` commits on main; fires repo:created (not repo:push)."""
         ws = self.workspace(workspace)
         slug = slug.lower()
@@ -78,6 +102,8 @@ class RepoOpsMixin:
             raise ValueError(f"invalid repository slug {slug!r}")
         if project is not None and project not in ws.projects:
             raise ValueError(f"no project {project!r} in {ws.slug}")
+        if fork_policy not in FORK_POLICIES:
+            raise ValueError(f"fork_policy must be one of {', '.join(FORK_POLICIES)}")
         with self._lock:
             if self.find_repository(ws, slug) is not None:
                 raise ValueError(f"repository {ws.slug}/{slug} exists")
@@ -87,7 +113,7 @@ class RepoOpsMixin:
                 path = path.with_name(f"{slug}-{uid[1:9]}.git")
             r = Repository(uuid=uid, workspace_uuid=ws.uuid, slug=slug, name=name or slug, path=path,
                            project_key=project or ws.default_project().key, description=description,
-                           is_private=is_private)
+                           is_private=is_private, language=language, fork_policy=fork_policy)
             gitops.init_bare(path)
             self._repos[r.uuid] = r
         if commits > 0:
@@ -119,10 +145,14 @@ class RepoOpsMixin:
 
     def update_repository(self: "Sandbox", workspace: str, repo: str, *, slug: str | None = None,
                           name: str | None = None, description: str | None = None,
-                          is_private: bool | None = None, deliver: bool = True) -> dict:
-        """Change slug/name/description/privacy; one repo:updated with every change. Returns `changes`."""
+                          is_private: bool | None = None, language: str | None = None,
+                          fork_policy: str | None = None, deliver: bool = True) -> dict:
+        """Change slug/name/description/privacy/language/fork policy; one repo:updated with every change.
+        Returns `changes`."""
         r = self.repository(workspace, repo)
         ws = self.workspace(r.workspace_uuid)
+        if fork_policy is not None and fork_policy not in FORK_POLICIES:
+            raise ValueError(f"fork_policy must be one of {', '.join(FORK_POLICIES)}")
         with self._lock:
             old = self._repo_fields(ws, r)
             if slug is not None and slug.lower() != r.slug:
@@ -138,6 +168,10 @@ class RepoOpsMixin:
                 r.description = description
             if is_private is not None:
                 r.is_private = bool(is_private)
+            if language is not None:
+                r.language = language
+            if fork_policy is not None:
+                r.fork_policy = fork_policy
             new = self._repo_fields(ws, r)
             changes = {k: {"old": old[k], "new": new[k]} for k in old if old[k] != new[k]}
             if changes:
@@ -149,7 +183,8 @@ class RepoOpsMixin:
     @staticmethod
     def _repo_fields(ws: Workspace, r: Repository) -> dict:
         return {"name": r.name, "slug": r.slug, "full_name": f"{ws.slug}/{r.slug}",
-                "description": r.description, "is_private": r.is_private}
+                "description": r.description, "is_private": r.is_private, "language": r.language,
+                "fork_policy": r.fork_policy}
 
     def delete_repository(self: "Sandbox", workspace: str, repo: str, *, deliver: bool = True) -> None:
         """Remove the repository (REST and git answer 404 at once), then fire repo:deleted."""

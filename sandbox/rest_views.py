@@ -8,6 +8,7 @@ from flask import Flask, Response, g, jsonify, request
 
 from . import gitops
 from .query import ApiError
+from .repoops import FORK_POLICIES
 from .rest import NOT_ACCESSIBLE, require_scope
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -25,6 +26,25 @@ def _json_body() -> dict:
     return body
 
 
+def _settings(body: dict) -> dict:
+    """The repository settings a create/update body carries, type-checked (400 otherwise).
+
+    `mainbranch` is accepted and ignored, as on bitbucket.org (BCLOUD-20340): the first branch pushed to
+    an empty repository becomes its main branch.
+    """
+    fields = {}
+    for key, kind in (("description", str), ("language", str), ("is_private", bool), ("fork_policy", str)):
+        if body.get(key) is not None:
+            if not isinstance(body[key], kind):
+                raise ApiError(400, f"{key}: a {kind.__name__} is expected")
+            fields[key] = body[key]
+    if fields.get("language"):
+        fields["language"] = fields["language"].lower()
+    if "fork_policy" in fields and fields["fork_policy"] not in FORK_POLICIES:
+        raise ApiError(400, f"fork_policy: one of {', '.join(FORK_POLICIES)} is expected")
+    return fields
+
+
 def register_views(app: Flask, api: "Api") -> None:
     sb = api.sb
 
@@ -34,11 +54,13 @@ def register_views(app: Flask, api: "Api") -> None:
 
     @app.get("/2.0/workspaces/<ws>/projects")
     def list_projects(ws: str) -> Response:
+        require_scope("project")  # the API reference: "OAuth2 scopes: project"
         w = api.own_workspace(ws)
         return api.listing([sb.renderer.project(w, p, full=True) for p in w.projects.values()])
 
     @app.get("/2.0/workspaces/<ws>/projects/<key>")
     def get_project(ws: str, key: str) -> Response:
+        require_scope("project")
         w = api.own_workspace(ws)
         if key not in w.projects:
             raise ApiError(404, f"Project {key} not found")
@@ -66,13 +88,16 @@ def register_views(app: Flask, api: "Api") -> None:
             raise ApiError(400, "Only git repositories are supported")
         if sb.find_repository(w, repo) is not None:
             raise ApiError(400, "Repository with this Slug and Owner already exists.")
-        project = (body.get("project") or {}).get("key")
-        if project is not None and project not in w.projects:
-            raise ApiError(400, f"Project {project} not found")
+        fields = _settings(body)
+        project = body.get("project")
+        key = project.get("key") if isinstance(project, dict) else None
+        if project is not None and (not isinstance(key, str) or key not in w.projects):
+            raise ApiError(400, f"Project {key} not found")
         try:
-            sb.create_repository(w.uuid, repo, commits=0, is_private=bool(body.get("is_private", True)),
-                                 project=project, description=str(body.get("description") or ""),
-                                 name=body.get("name"))
+            sb.create_repository(w.uuid, repo, commits=0, is_private=fields.get("is_private", True), project=key,
+                                 description=fields.get("description", ""), name=body.get("name"),
+                                 language=fields.get("language", ""),
+                                 fork_policy=fields.get("fork_policy", "no_public_forks"))
         except ValueError as exc:
             raise ApiError(400, str(exc)) from None
         return jsonify(api.repository(w, sb.find_repository(w, repo)))
@@ -85,9 +110,11 @@ def register_views(app: Flask, api: "Api") -> None:
         slug = None
         if body.get("name") and body["name"] != r.name:
             slug = re.sub(r"[^a-z0-9_.-]+", "-", str(body["name"]).lower()).strip("-")
+        fields = _settings(body)
         try:
             sb.update_repository(w.uuid, r.uuid, slug=slug, name=body.get("name"),
-                                 description=body.get("description"), is_private=body.get("is_private"))
+                                 description=fields.get("description"), is_private=fields.get("is_private"),
+                                 language=fields.get("language"), fork_policy=fields.get("fork_policy"))
         except ValueError as exc:
             raise ApiError(400, str(exc)) from None
         return jsonify(api.repository(w, r))

@@ -16,7 +16,8 @@ from .errors import (CredentialRejected, NotFound, PermanentError, RepositoryGon
                      TransientError)
 from .jobs import add_items, complete_items, fail_items
 from .ports import Dispatcher
-from .repositories import info_from_rest, manifest_for, mark_deleted_upstream, upsert_repository
+from .repositories import (info_from_rest, manifest_for, mark_deleted_upstream, record_settings,
+                           settings_from_rest, upsert_repository)
 from .scope import in_scope_clause, should_sync
 from .store.models import Installation, Job, Repository, Snapshot, Tenant, new_id, utcnow
 from .vault.git import GitCredentials
@@ -146,9 +147,9 @@ def _run_round(ctx: Context, plan: _Plan) -> bool:
     host = ctx.host_for(plan.installation)
     user, password = host.git_credentials()
     creds = GitCredentials(user, password)
-    url = plan.clone_url or _discover_clone_url(ctx, plan, host)
+    url, manifest = (plan.clone_url, plan.manifest) if plan.clone_url else _discover_clone_url(ctx, plan, host)
     mirror = ctx.vault.open(ctx.vault.root / plan.mirror_path)
-    mirror.write_manifest(plan.manifest)
+    mirror.write_manifest(manifest)
     if plan.trigger == "sweep" and plan.last_refs is not None:
         if mirror.ls_remote(url, creds) == plan.last_refs:  # a sweep that finds nothing new costs no fetch
             _record_success(ctx, plan, None, mirror.size_bytes())
@@ -165,13 +166,18 @@ def _run_round(ctx: Context, plan: _Plan) -> bool:
     return entry is not None
 
 
-def _discover_clone_url(ctx: Context, plan: _Plan, host) -> str:
-    """Clone URLs come from the repository's links.clone; remember the answer."""
+def _discover_clone_url(ctx: Context, plan: _Plan, host) -> tuple[str, dict]:
+    """Clone URLs come from the repository's links.clone; remember the answer and the settings the same
+    answer shows (a repository created after install has them before any sweep). Returns the URL and
+    the vault manifest with those settings."""
     workspace = plan.manifest["workspace"]["uuid"]
-    url = host.clone_url(host.get_repository(workspace, plan.manifest["repository"]["uuid"]))
+    repository = host.get_repository(workspace, plan.manifest["repository"]["uuid"])
+    url = host.clone_url(repository)
     with ctx.db.session() as s:
-        s.get(Repository, plan.repository_id).clone_url = url
-    return url
+        row = s.get(Repository, plan.repository_id)
+        row.clone_url = url
+        record_settings(row, settings_from_rest(repository))
+        return url, manifest_for(s.get(Tenant, row.tenant_id), row)
 
 
 def _changes(before: dict, after: dict) -> dict:

@@ -3,6 +3,7 @@ so this library never imports the web or worker fronts."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -219,7 +220,7 @@ def cmd_export(args) -> int:
     from pathlib import Path
 
     from .errors import StrongroomError
-    from .export import export_offline, parse_time
+    from .export import export_offline, export_settings, parse_time
 
     def warn(message: str) -> None:
         print(f"warning: {message}", file=sys.stderr)
@@ -234,6 +235,9 @@ def cmd_export(args) -> int:
         return 1
     taken = entry.taken_at.isoformat().replace("+00:00", "Z")
     print(f"exported snapshot {entry.id} ({taken}, {len(entry.refs)} refs) to {args.to or args.bundle}")
+    settings = export_settings(Path(args.data_dir), args.workspace, args.repository)
+    if settings:  # what a person recreating the repository by hand should set (and push first: mainbranch)
+        print("repository settings as last recorded: " + json.dumps(settings, sort_keys=True))
     return 0
 
 

@@ -15,7 +15,7 @@ from .errors import Forbidden, InvalidInput, PermanentError
 from .host.events import RepositoryEvent, parse_repository_event
 from .ports import Dispatcher
 from .repositories import (RepoInfo, ensure_not_foreign, find_repository, mark_deleted_upstream,
-                           upsert_repository)
+                           settings_from_event, upsert_repository)
 from .scope import should_sync
 from .store.models import Event, Tenant, utcnow
 
@@ -56,9 +56,11 @@ def process_event(ctx: Context, event_id: str, dispatcher: Dispatcher) -> str:
             return "skipped"
         row.attempts += 1
         try:
-            event = parse_repository_event(row.event_key, json.loads(row.payload_json))
+            payload = json.loads(row.payload_json)
+            event = parse_repository_event(row.event_key, payload)
             with s.begin_nested():
-                to_sync = _apply(ctx, s, s.get(Tenant, row.tenant_id), event, row.received_at)
+                to_sync = _apply(ctx, s, s.get(Tenant, row.tenant_id), event, row.received_at,
+                                 settings_from_event(row.event_key, payload))
         except PermanentError as exc:  # recorded, never retried forever by the janitor
             row.processed_at, row.error = utcnow(), f"{exc.code}: {exc}"
             log.warning("event %s could not be applied: %s", event_id, row.error)
@@ -69,7 +71,7 @@ def process_event(ctx: Context, event_id: str, dispatcher: Dispatcher) -> str:
     return event.key
 
 
-def _apply(ctx: Context, s, tenant: Tenant, event: RepositoryEvent, received_at) -> str | None:
+def _apply(ctx: Context, s, tenant: Tenant, event: RepositoryEvent, received_at, settings: dict) -> str | None:
     ref = event.repository
     if event.key == "repo:deleted":
         repo = find_repository(s, tenant.id, ref.uuid)
@@ -79,7 +81,7 @@ def _apply(ctx: Context, s, tenant: Tenant, event: RepositoryEvent, received_at)
     if event.key not in ADDING_EVENTS:
         return None
     info = RepoInfo(uuid=ref.uuid, slug=ref.slug or "", name=ref.name or ref.slug or "",
-                    full_name=ref.full_name or "")
+                    full_name=ref.full_name or "", settings=settings)
     existing = find_repository(s, tenant.id, ref.uuid)
     if existing is None and not info.slug:
         raise InvalidInput("event for an unknown repository carries no slug")

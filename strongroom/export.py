@@ -24,6 +24,7 @@ from sqlalchemy import select
 from . import audit
 from .context import Context
 from .errors import InvalidInput, NotFound, Unprocessable
+from .repositories import stored_settings
 from .store.models import Snapshot
 from .vault.journal import SnapshotEntry, read_entries, read_json
 from .vault.push import materialize
@@ -101,12 +102,13 @@ def snapshot_bundle(ctx: Context, tenant_id: str, uuid: str, snapshot_id: str, *
         repo = get_repository(s, tenant_id, uuid)
         snap = choose_snapshot_row(s, repo.id, snapshot_id, None)
         refs, path, slug, full_name = json.loads(snap.refs_json), repo.vault_path, repo.slug, repo.full_name
+        main = (stored_settings(repo) or {}).get("mainbranch")
     if not refs:
         raise Unprocessable("this snapshot holds no refs; there is nothing to bundle")
     mirror = ctx.vault.open(ctx.vault.root / path)
     dest = mirror.meta_dir / "tmp" / f".tmp-download-{secrets.token_hex(8)}.bundle"
     dest.parent.mkdir(parents=True, exist_ok=True)
-    mirror.bundle(refs, dest)  # `git bundle verify` passed before it is renamed into place
+    mirror.bundle(refs, dest, main)  # `git bundle verify` passed before it is renamed into place
     with ctx.db.session() as s:
         audit.record(s, tenant_id, actor, "export", full_name, {"snapshot": snapshot_id, "format": "bundle",
                                                                 "refs": len(refs)})
@@ -183,24 +185,38 @@ def export_offline(data_dir: Path, workspace: str, repository: str, *, snapshot_
         raise InvalidInput("give exactly one of --to and --bundle")
     vault = find_vault(data_dir, workspace, repository)
     entry = choose_entry(read_entries(vault.path / "strongroom" / "journal.jsonl"), snapshot_id, at)
+    main = recorded_main_branch(vault)
     if to is not None:
-        materialize(vault.path, entry.refs, Path(to))
+        materialize(vault.path, entry.refs, Path(to), main)
         record_offline_export(data_dir, vault, entry, "repository", Path(to).absolute(), warn=warn)
         return entry
     dest = Path(bundle).absolute()
-    _write_bundle(vault, entry, dest)
+    _write_bundle(vault, entry, dest, main)
     record_offline_export(data_dir, vault, entry, "bundle", dest, warn=warn)
     return entry
 
 
-def _write_bundle(vault: FoundVault, entry: SnapshotEntry, dest: Path) -> None:
+def export_settings(data_dir: Path, workspace: str, repository: str) -> dict | None:
+    """The repository settings its vault's manifest recorded (None if it recorded none)."""
+    settings = find_vault(data_dir, workspace, repository).repository.get("settings")
+    return settings if isinstance(settings, dict) and settings else None
+
+
+def recorded_main_branch(vault: FoundVault) -> str | None:
+    """The main branch the manifest recorded for the repository (an export's HEAD names it)."""
+    settings = vault.repository.get("settings")
+    main = settings.get("mainbranch") if isinstance(settings, dict) else None
+    return main if isinstance(main, str) and main else None
+
+
+def _write_bundle(vault: FoundVault, entry: SnapshotEntry, dest: Path, main: str | None = None) -> None:
     """A verified bundle of the entry's refs at ``dest``, built in scratch space next to it."""
     if not entry.refs:
         raise Unprocessable("that snapshot holds no refs; a bundle cannot be empty (use --to)")
     dest.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(dir=dest.parent, prefix=".tmp-export-"))
     try:
-        make_bundle(vault.path, scratch, entry.refs, dest)
+        make_bundle(vault.path, scratch, entry.refs, dest, main)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -97,9 +97,11 @@ def _attempted(s: Session, job_id: str) -> bool:
 
 
 def item_views(s: Session, job_id: str) -> list[dict]:
-    """Per-repository progress of a self-tracked job: state, attempts and the error of a failed item."""
+    """Per-repository progress of a self-tracked job: state, attempts, the error of a failed item and the
+    warnings of a finished one (e.g. a recreated repository's project that no longer exists)."""
     rows = s.execute(select(JobItem, Repository.uuid, Repository.slug).join(
         Repository, Repository.id == JobItem.repository_id).where(JobItem.job_id == job_id)
         .order_by(JobItem.id)).all()
     return [{"repository": {"uuid": uuid, "slug": slug}, "state": item.state, "attempts": item.requested_gen,
-             "error": item.error} for item, uuid, slug in rows]
+             "error": item.error, "warnings": json.loads(item.warnings_json) if item.warnings_json else []}
+            for item, uuid, slug in rows]

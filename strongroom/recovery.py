@@ -15,7 +15,7 @@ from typing import Callable, Mapping
 
 from sqlalchemy import select, update
 
-from . import audit, drills, restore
+from . import audit, drills, recreate, restore
 from .backup import keep_lease
 from .context import Context
 from .errors import Conflict, InvalidInput, NotFound, RateLimited, StrongroomError, TransientError
@@ -45,13 +45,15 @@ def _chosen_repositories(s, tenant_id: str, which: object) -> list[Repository]:
     return list(s.scalars(query.order_by(Repository.slug, Repository.id)))
 
 
-def _plan_one(ctx: Context, host, src: restore.Source, taken: set[str], mode: str) -> dict:
+def _plan_one(ctx: Context, host, src: restore.Source, taken: set[str], mode: str,
+              projects: recreate.ProjectCheck) -> dict:
     """One repository's part: recreate it if it is gone, else restore into it (``mode``)."""
     if src.deleted:
         if src.repository["slug"] in taken:
             raise Conflict(f"a repository named {src.repository['slug']} exists on Bitbucket")
         taken.add(src.repository["slug"])
-        return restore.plan_for(ctx, host, src, src.refs, kind="new", mode=mode, name=None, live={})
+        return restore.plan_for(ctx, host, src, src.refs, kind="new", mode=mode, name=None, live={},
+                                projects=projects)
     return restore.plan_for(ctx, host, src, src.refs, kind="same", mode=mode, name=None)
 
 
@@ -71,12 +73,14 @@ def plan_recovery(ctx: Context, tenant_id: str, which: object, at, mode: str) ->
         return [src for src in sources if isinstance(src, dict)]
     host = ctx.host_for(real[0].installation)
     taken = existing_slugs(host, real[0].workspace["uuid"])  # one listing instead of a call per repository
-    return [src if isinstance(src, dict) else _planned(ctx, host, src, taken, mode) for src in sources]
+    projects = recreate.ProjectCheck(host, real[0].workspace["uuid"])  # each project asked about once
+    return [src if isinstance(src, dict) else _planned(ctx, host, src, taken, mode, projects) for src in sources]
 
 
-def _planned(ctx: Context, host, src: restore.Source, taken: set[str], mode: str) -> dict:
+def _planned(ctx: Context, host, src: restore.Source, taken: set[str], mode: str,
+             projects: recreate.ProjectCheck) -> dict:
     try:
-        plan = _plan_one(ctx, host, src, taken, mode)
+        plan = _plan_one(ctx, host, src, taken, mode, projects)
     except (Conflict, NotFound) as exc:
         return {"repository": src.repository, "snapshot": src.snapshot, "action": "skip", "reason": str(exc),
                 "repository_id": src.repository_id}
@@ -172,7 +176,7 @@ def _run(ctx: Context, job_id: str, item_id: int, dispatcher: Dispatcher) -> tup
         kind, tenant_id, attempts, repository_id = job.kind, job.tenant_id, item.requested_gen, item.repository_id
         params = json.loads(job.params_json or "{}")
     try:
-        _execute(ctx, kind, tenant_id, repository_id, params, dispatcher)
+        warnings = _execute(ctx, kind, tenant_id, repository_id, params, dispatcher)
     except RateLimited as exc:
         return _finish(ctx, item_id, "pending", f"waiting: {exc}"), exc.retry_after or 60.0
     except TransientError as exc:
@@ -184,22 +188,26 @@ def _run(ctx: Context, job_id: str, item_id: int, dispatcher: Dispatcher) -> tup
     except Exception as exc:  # noqa: BLE001 - one repository's failure never stops the others
         log.exception("job %s item %s failed", job_id, item_id)
         return _finish(ctx, item_id, "failed", f"internal error ({type(exc).__name__})"), 0.0
-    return _finish(ctx, item_id, "done", None), 0.0
+    return _finish(ctx, item_id, "done", None, warnings), 0.0
 
 
 def _execute(ctx: Context, kind: str, tenant_id: str, repository_id: str, params: dict,
-             dispatcher: Dispatcher) -> None:
+             dispatcher: Dispatcher) -> list[str] | None:
+    """Run one item; returns its warnings (settings a recreated repository did not get back)."""
     if kind == "drill":
         drills.drill_repository(ctx, repository_id, dispatcher, snapshot_id=params.get("snapshot_id"))
-    elif kind == "restore":
-        restore.execute(ctx, tenant_id, repository_id, params)
-    else:
-        restore.execute(ctx, tenant_id, repository_id, params["items"][repository_id])
+        return None
+    if kind == "restore":
+        return restore.execute(ctx, tenant_id, repository_id, params)
+    return restore.execute(ctx, tenant_id, repository_id, params["items"][repository_id])
 
 
-def _finish(ctx: Context, item_id: int, state: str, error: str | None) -> str:
+def _finish(ctx: Context, item_id: int, state: str, error: str | None, warnings: list[str] | None = None) -> str:
+    values: dict = {"state": state, "error": error}
+    if warnings:
+        values["warnings_json"] = json.dumps(list(warnings))
     with ctx.db.session() as s:
-        s.execute(update(JobItem).where(JobItem.id == item_id).values(state=state, error=error))
+        s.execute(update(JobItem).where(JobItem.id == item_id).values(**values))
     return state
 
 

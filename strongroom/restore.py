@@ -3,7 +3,8 @@
 Nothing on Bitbucket is ever deleted by a restore. By default refs come back under new names
 (``restored/<date>/<name>``) so nothing is overwritten; putting a ref back to its snapshot value is the
 explicit ``overwrite`` mode; a repository can also be recreated as a new repository. Every push carries
-a lease per ref, so a ref that moved after the plan was shown is refused, never overwritten.
+a lease per ref, so a ref that moved after the plan was shown is refused, never overwritten. A new
+repository gets the original's recorded settings and its main branch first (see ``recreate``).
 """
 from __future__ import annotations
 
@@ -12,17 +13,18 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
-from . import audit
+from . import audit, recreate
 from .backup import active_installation
 from .context import Context
 from .errors import Conflict, GitPermanentError, InvalidInput, RepositoryGone, Unprocessable
 from .export import choose_snapshot_row, parse_time
 from .host.client import HostClient
-from .host.writes import check_slug, create_repository, find_repository, write_client
+from .host.writes import check_slug, find_repository, write_client
 from .jobs import create_job, view_job
 from .ports import Dispatcher
+from .repositories import stored_settings
 from .store.models import Installation, JobItem, Repository, Tenant, utcnow
 from .vault.git import GitCredentials
 from .vault.push import RefUpdate, missing_objects, push_refs
@@ -153,6 +155,7 @@ class Source:
     mirror_path: Path
     snapshot: dict
     refs: dict
+    settings: dict | None  # the latest known settings (repositories.settings_from_rest), None if never seen
     installation: Installation = field(repr=False)
 
 
@@ -165,7 +168,8 @@ def load_source(ctx: Context, s, tenant: Tenant, repo: Repository, snap) -> Sour
     return Source(tenant.id, {"uuid": tenant.workspace_uuid, "slug": tenant.workspace_slug}, repo.id,
                   {"uuid": repo.uuid, "slug": repo.slug, "full_name": repo.full_name}, repo.deleted_upstream,
                   repo.clone_url, ctx.vault.root / repo.vault_path,
-                  {"id": snap.id, "taken_at": iso(snap.taken_at)}, json.loads(snap.refs_json), inst)
+                  {"id": snap.id, "taken_at": iso(snap.taken_at)}, json.loads(snap.refs_json),
+                  stored_settings(repo), inst)
 
 
 def _chosen(refs: dict, wanted: tuple[str, ...] | None, snapshot_id: str) -> dict:
@@ -187,13 +191,21 @@ def live_refs(ctx: Context, host: HostClient, src: Source, creds: GitCredentials
 
 
 def plan_for(ctx: Context, host: HostClient, src: Source, refs: dict, *, kind: str, mode: str,
-             name: str | None, live: Mapping[str, str] | None = None) -> dict:
-    """The plan for one repository, as the API shows it and as the job stores it."""
+             name: str | None, live: Mapping[str, str] | None = None,
+             projects: Callable[[str], bool | None] | None = None) -> dict:
+    """The plan for one repository, as the API shows it and as the job stores it (for a new repository
+    also the ``settings`` it gets and ``warnings`` about what cannot come back)."""
+    extra: dict = {}
     if kind == "new":
         name = check_slug(name or src.repository["slug"])
         if live is None and find_repository(host, src.workspace["uuid"], name) is not None:
             raise Conflict(f"a repository named {name} already exists in the workspace; choose another name")
         live = {}
+        known = src.settings if src.deleted else \
+            recreate.current_settings(host, src.workspace["uuid"], src.repository["uuid"], src.settings)
+        settings, warnings = recreate.plan_settings(
+            known, refs, projects or recreate.ProjectCheck(host, src.workspace["uuid"]))
+        extra = {"settings": settings, "warnings": warnings}
     else:
         if src.deleted:
             raise Conflict("the repository was deleted on Bitbucket; restore it to a new repository")
@@ -203,7 +215,7 @@ def plan_for(ctx: Context, host: HostClient, src: Source, refs: dict, *, kind: s
     actions = plan_refs(refs, live, kind=kind, mode=mode, labels=labels)
     return {"repository": src.repository, "snapshot": src.snapshot, "mode": mode if kind == "same" else None,
             "target": {"kind": kind, "name": name, "full_name": f"{src.workspace['slug']}/{name}"},
-            "plan": [a.as_dict() for a in actions]}
+            **extra, "plan": [a.as_dict() for a in actions]}
 
 
 def request_restore(ctx: Context, tenant_id: str, uuid: str, body: Mapping, *, actor: str,
@@ -239,8 +251,9 @@ def dispatch(send, job_id: str) -> None:
         log.exception("could not enqueue job %s; the restore janitor will start it", job_id)
 
 
-def execute(ctx: Context, tenant_id: str, repository_id: str, plan: Mapping) -> str:
-    """Carry out a stored plan for one repository; safe to run again after a crash (done refs are skipped)."""
+def execute(ctx: Context, tenant_id: str, repository_id: str, plan: Mapping) -> list[str]:
+    """Carry out a stored plan for one repository; safe to run again after a crash (done refs are skipped).
+    Returns warnings for the job item (settings that did not come back)."""
     changes = [a for a in map(RefAction.from_dict, plan["plan"]) if a.action != "skip"]
     with ctx.db.session() as s:
         repo = s.get(Repository, repository_id)
@@ -253,32 +266,27 @@ def execute(ctx: Context, tenant_id: str, repository_id: str, plan: Mapping) -> 
                                 "nothing was changed on Bitbucket")
     host = ctx.host_for(src.installation)
     creds = GitCredentials(*write_client(host).git_credentials())
-    target = plan["target"]
-    url = _new_repository(host, mirror, src, target, changes, creds) if target["kind"] == "new" \
-        else _clone_url(host, src)
+    target, settings = plan["target"], plan.get("settings")  # plans made before settings existed have none
+    new = target["kind"] == "new"
+    if new:
+        url = recreate.ensure_repository(host, src.workspace["uuid"], target["name"], settings or {},
+                                         {a.target_ref: a.new for a in changes},
+                                         lambda clone_url: mirror.ls_remote(clone_url, creds))
+    else:
+        url = _clone_url(host, src)
     updates = _remaining(changes, mirror.ls_remote(url, creds))
-    push_refs(mirror.path, url, creds, updates, timeout=ctx.settings.git_timeout_seconds)
+    for batch in recreate.push_batches(updates, (settings or {}).get("mainbranch") if new else None):
+        push_refs(mirror.path, url, creds, batch, timeout=ctx.settings.git_timeout_seconds)
     _verify(changes, mirror.ls_remote(url, creds), target)
-    return f"{len(updates)} refs pushed to {target['full_name']}"
+    if not new or settings is None:
+        return []
+    return list(plan.get("warnings") or []) + recreate.check_result(host, src.workspace["uuid"], target["name"],
+                                                                    settings)
 
 
 def _clone_url(host: HostClient, src: Source) -> str:
     """The source repository's https clone URL (links.clone from the host when not known yet)."""
     return src.clone_url or host.clone_url(host.get_repository(src.workspace["uuid"], src.repository["uuid"]))
-
-
-def _new_repository(host: HostClient, mirror, src: Source, target: Mapping, changes: list[RefAction],
-                    creds: GitCredentials) -> str:
-    """Create the target repository, or accept the one an earlier attempt of this restore created."""
-    existing = find_repository(host, src.workspace["uuid"], target["name"])
-    if existing is None:
-        return host.clone_url(create_repository(host, src.workspace["uuid"], target["name"]))
-    url = host.clone_url(existing)
-    planned = {a.target_ref: a.new for a in changes}
-    if any(planned.get(ref) != oid for ref, oid in mirror.ls_remote(url, creds).items()):
-        raise Conflict(f"a repository named {target['name']} already exists on Bitbucket and holds other refs; "
-                       "nothing was changed")
-    return url
 
 
 def _remaining(changes: list[RefAction], live: Mapping[str, str]) -> list[RefUpdate]:

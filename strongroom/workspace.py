@@ -12,6 +12,7 @@ from .connect.payloads import normalize_uuid
 from .context import Context
 from .errors import Conflict, InvalidInput, NotFound
 from .jobs import add_items, create_job, view_job
+from .repositories import stored_settings
 from .scope import in_scope, in_scope_clause, set_choice, set_mode, should_sync
 from .store.models import Installation, Repository, Snapshot, Tenant, utcnow
 
@@ -51,6 +52,8 @@ def repository_view(tenant: Tenant, repo: Repository) -> dict:
         # the last verification drill: when this repository was last proven restorable, and the outcome
         "last_verified_at": iso(repo.last_verified_at), "last_verify_ok": repo.last_verify_ok,
         "last_verify_error": repo.last_verify_error,
+        # the latest known settings a restore to a new repository gives back (not per snapshot)
+        "settings": stored_settings(repo), "settings_recorded_at": iso(repo.settings_recorded_at),
     }
 
 

@@ -106,10 +106,27 @@ const StrongroomRestore = (() => {
     }
   }
 
+  function settingsText(settings) {
+    const parts = [settings.is_private === false ? "public" : "private"];
+    if (settings.project) parts.push(`project ${settings.project.key}${settings.project.confirmed === false ? " (if it still exists)" : ""}`);
+    if (settings.mainbranch) parts.push(`main branch ${settings.mainbranch} (pushed first)`);
+    if (settings.language) parts.push(`language ${settings.language}`);
+    if (settings.description) parts.push(`description “${settings.description}”`);
+    return parts.join(", ");
+  }
+
+  function warningList(warnings) {
+    return (warnings || []).map((w) => el("li", {}, [el("span", { class: "icon", "aria-hidden": "true" }, "! "), w]));
+  }
+
   function renderRestorePlan(answer) {
     const c = counts(answer.plan);
     const into = answer.target.kind === "new" ? `the new repository ${answer.target.full_name}` : answer.target.full_name;
     $("restore-plan-summary").textContent = `Into ${into}: ${countsText(c)}.`;
+    $("restore-plan-settings").hidden = !answer.settings;
+    $("restore-plan-settings").textContent = answer.settings ? `The new repository gets the original's settings: ${settingsText(answer.settings)}.` : "";
+    $("restore-plan-warnings").replaceChildren(...warningList(answer.warnings));
+    $("restore-plan-warnings").hidden = !(answer.warnings || []).length;
     $("restore-plan-rows").replaceChildren(...answer.plan.map((line) => el("tr", { dataset: { action: line.action } }, [
       el("th", { scope: "row" }, el("code", {}, line.ref)),
       el("td", {}, line.reason ? `${ACTIONS[line.action]}: ${line.reason}` : ACTIONS[line.action]),
@@ -175,7 +192,8 @@ const StrongroomRestore = (() => {
     if (!job) return;
     const item = (job.items || [])[0] || {};
     if (job.state === "succeeded") {
-      status.textContent = `Restored into ${target} (${summary}); Bitbucket's refs were checked against the snapshot.`;
+      const warned = (item.warnings || []).length ? ` Not everything came back: ${item.warnings.join("; ")}.` : "";
+      status.textContent = `Restored into ${target} (${summary}); Bitbucket's refs were checked against the snapshot.${warned}`;
     } else {
       status.textContent = `The restore failed: ${item.error || job.error || "see the audit log"}. Nothing was deleted.`;
     }
@@ -204,7 +222,9 @@ const StrongroomRestore = (() => {
     $("recovery-plan-rows").replaceChildren(...answer.plan.map((e) => el("tr", { dataset: { action: e.action } }, [
       el("th", { scope: "row" }, e.repository.full_name || e.repository.slug),
       el("td", {}, e.action === "restore" ? "Restore" : `Skip: ${e.reason || ""}`),
-      el("td", {}, e.target ? `${e.target.full_name}${e.target.kind === "new" ? " (recreated)" : ""}` : ""),
+      el("td", {}, e.target ? [`${e.target.full_name}${e.target.kind === "new" ? " (recreated)" : ""}`,
+        e.settings ? el("div", { class: "subtle small" }, settingsText(e.settings)) : "",
+        (e.warnings || []).length ? el("ul", { class: "warnings small" }, warningList(e.warnings)) : ""] : ""),
       el("td", {}, e.snapshot ? [time(e.snapshot.taken_at), " ", el("code", { class: "small" }, e.snapshot.id)] : ""),
       el("td", {}, refsText(e)),
     ])));
@@ -244,7 +264,8 @@ const StrongroomRestore = (() => {
       el("th", { scope: "row" }, i.repository.slug),
       el("td", {}, { pending: "Waiting", running: "Restoring…", done: "Restored", failed: "Failed" }[i.state] || i.state),
       el("td", { class: "num" }, String(i.attempts || 0)),
-      el("td", {}, i.error ? el("span", { class: "reason" }, i.error) : ""),
+      el("td", {}, [i.error ? el("span", { class: "reason" }, i.error) : "",
+        (i.warnings || []).length ? el("ul", { class: "warnings small" }, warningList(i.warnings)) : ""]),
     ])));
   }
 

@@ -114,6 +114,10 @@ class Repository(Base):
     last_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_verify_ok: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     last_verify_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The latest known repository settings a restore can give back (description, privacy, project,
+    # language, fork policy, main branch) as JSON, and when Strongroom last saw them change.
+    settings_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    settings_recorded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -172,6 +176,7 @@ class JobItem(Base):
     requested_gen: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(16), default="pending")  # pending|done|failed
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    warnings_json: Mapped[str | None] = mapped_column(Text, nullable=True)  # a JSON list of strings
 
 
 class AccessToken(Base):

@@ -263,9 +263,9 @@ class Mirror:
         """A cached bare repo holding exactly ``refs`` and borrowing this mirror's objects."""
         return views.build_view(self.path, self.meta_dir / "views", snapshot_id, refs)
 
-    def bundle(self, refs: Mapping[str, str], dest: Path) -> None:
-        """Write a verified bundle of exactly ``refs`` (and HEAD) to ``dest``."""
-        views.make_bundle(self.path, self.meta_dir / "tmp", refs, dest)
+    def bundle(self, refs: Mapping[str, str], dest: Path, main: str | None = None) -> None:
+        """Write a verified bundle of exactly ``refs`` (and HEAD: the branch ``main`` if held) to ``dest``."""
+        views.make_bundle(self.path, self.meta_dir / "tmp", refs, dest, main)
 
 
 def _cred_env(credentials: GitCredentials | None) -> dict[str, str] | None:

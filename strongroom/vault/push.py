@@ -89,9 +89,10 @@ def missing_objects(repo: Path, oids: Sequence[str]) -> str | None:
     return (result.stderr.strip().splitlines() or [f"git rev-list exited {result.returncode}"])[-1]
 
 
-def materialize(mirror: Path, refs: Mapping[str, str], dest: Path) -> None:
+def materialize(mirror: Path, refs: Mapping[str, str], dest: Path, main: str | None = None) -> None:
     """Create ``dest``: a standalone bare repository holding exactly ``refs`` (objects copied, not
-    borrowed), built beside it and renamed into place. ``dest`` must not exist or be an empty directory."""
+    borrowed), built beside it and renamed into place. ``dest`` must not exist or be an empty directory.
+    Its HEAD names the branch ``main`` when ``refs`` hold it (a clone checks out the original main branch)."""
     wanted = validate_refs(refs)
     dest = Path(dest).absolute()
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
@@ -100,7 +101,7 @@ def materialize(mirror: Path, refs: Mapping[str, str], dest: Path) -> None:
     work = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".tmp-{dest.name}-"))
     try:
         view, copy = work / "view.git", work / "copy.git"
-        populate_view(view, mirror, wanted)
+        populate_view(view, mirror, wanted, main)
         # --no-local: a real pack transfer, so the copy owns its objects (no alternates, no hardlinks).
         run_git(["clone", "--quiet", "--mirror", "--no-local", "--no-hardlinks", str(view), str(copy)])
         run_git(["remote", "remove", "origin"], cwd=copy)

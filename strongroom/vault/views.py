@@ -55,8 +55,11 @@ def validate_view_id(view_id: str) -> str:
     return view_id
 
 
-def choose_head(refs: Mapping[str, str]) -> str:
-    """HEAD's target: main, else master, else the first branch (main when there is none)."""
+def choose_head(refs: Mapping[str, str], main: str | None = None) -> str:
+    """HEAD's target: the repository's main branch ``main`` when ``refs`` hold it, else main, else master,
+    else the first branch (main when there is none)."""
+    if main and f"refs/heads/{main}" in refs:
+        return validate_ref_name(f"refs/heads/{main}")
     for preferred in _HEAD_PREFERENCE:
         if preferred in refs:
             return preferred
@@ -91,8 +94,9 @@ def _rename_into_place(tmp: Path, final: Path) -> None:
     fsync_dir(final.parent)
 
 
-def populate_view(path: Path, mirror: Path, refs: Mapping[str, str]) -> None:
-    """Turn the empty directory ``path`` into a view of ``refs`` borrowing ``mirror``'s objects."""
+def populate_view(path: Path, mirror: Path, refs: Mapping[str, str], main: str | None = None) -> None:
+    """Turn the empty directory ``path`` into a view of ``refs`` borrowing ``mirror``'s objects (HEAD: see
+    ``choose_head``)."""
     run_git(["init", "--quiet", "--bare", "--template=", str(path)])
     info = path / "objects" / "info"
     info.mkdir(parents=True, exist_ok=True)
@@ -102,7 +106,7 @@ def populate_view(path: Path, mirror: Path, refs: Mapping[str, str]) -> None:
     # update-ref checks that every object exists; reflogs would be noise in a read-only view.
     run_git(["-c", "core.logAllRefUpdates=false", "update-ref", "--stdin"], cwd=path, input=lines.encode())
     run_git(["pack-refs", "--all"], cwd=path)  # packed-refs with correct peeled tag lines
-    run_git(["symbolic-ref", "HEAD", choose_head(refs)], cwd=path)
+    run_git(["symbolic-ref", "HEAD", choose_head(refs, main)], cwd=path)
 
 
 def view_refs(path: Path) -> dict[str, str]:
@@ -119,8 +123,9 @@ def view_refs(path: Path) -> dict[str, str]:
     return refs
 
 
-def make_bundle(mirror: Path, scratch: Path, refs: Mapping[str, str], dest: Path) -> None:
-    """Write a verified git bundle of exactly ``refs`` (plus HEAD) to ``dest``, atomically."""
+def make_bundle(mirror: Path, scratch: Path, refs: Mapping[str, str], dest: Path, main: str | None = None) -> None:
+    """Write a verified git bundle of exactly ``refs`` (plus HEAD, the branch ``main`` if held) to ``dest``,
+    atomically."""
     wanted = validate_refs(refs)
     if not wanted:
         raise InvalidInput("cannot bundle an empty set of refs")
@@ -129,9 +134,9 @@ def make_bundle(mirror: Path, scratch: Path, refs: Mapping[str, str], dest: Path
     view = Path(tempfile.mkdtemp(dir=scratch, prefix=".tmp-bundle-"))
     partial = dest.parent / f".tmp-{dest.name}-{secrets.token_hex(4)}"
     try:
-        populate_view(view, mirror, wanted)
+        populate_view(view, mirror, wanted, main)
         names = sorted(wanted)
-        if choose_head(wanted) in wanted:
+        if choose_head(wanted, main) in wanted:
             names.insert(0, "HEAD")  # so `git clone x.bundle` checks out a branch
         run_git(["bundle", "create", "--quiet", str(partial), "--stdin"], cwd=view,
                 input=("\n".join(names) + "\n").encode())

@@ -86,6 +86,8 @@ def test_a_deleted_repository_can_only_go_to_a_new_repository(install_workspace,
     page.get_by_label("Name of the new repository").fill("repo-0-back")
     page.get_by_role("button", name="Show the restore plan").click()
     expect(page.locator("#restore-plan-summary")).to_contain_text(f"the new repository {ws.slug}/repo-0-back")
+    expect(page.locator("#restore-plan-settings")).to_contain_text("private")
+    expect(page.locator("#restore-plan-settings")).to_contain_text("main branch main (pushed first)")
     assert sb.find_repository(sb.workspace(ws.slug), "repo-0-back") is None
     page.get_by_role("button", name="Restore now").click()
     expect(page.locator("#restore-job-status")).to_contain_text("Restored into", timeout=90_000)

@@ -1,18 +1,22 @@
 """Restores end to end: API plan -> job -> real Celery worker -> push with a write-scoped token -> sandbox host."""
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
 import sys
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select
 
-from harness import ROOT, git, show_ref, wait_for
+from harness import ROOT, ApiClient, HostSigner, git, show_ref, wait_for
+from sandbox import gitops
 from strongroom.store.models import Repository
 from test_integration_backup import repos_by_slug, snapshots, wait_backed_up
 
@@ -323,3 +327,106 @@ def test_the_audit_log_records_who_changed_what(install_workspace, stack):
     assert log["values"][0]["details"] == {"from": "all", "to": "selected"}
     assert ws.api.get("/api/v1/audit", params="action=bogus").status_code == 400
     assert install_workspace(repos=0).api.get("/api/v1/audit").json()["size"] == 0
+
+
+def workspace_with_settings(stack, repositories: dict[str, dict], projects=("PLAT", "OPS")):
+    """A fresh workspace whose repositories (slug -> sandbox settings and ``branches``, pushed in that order:
+    the first becomes the main branch) exist before Strongroom is installed, so the install's inventory
+    records their settings."""
+    sb = stack.sandbox
+    slug = f"ws-{secrets.token_hex(3)}"
+    sb.create_workspace(slug, name=f"Workspace {slug}")
+    for key in projects:
+        sb.create_project(slug, key, f"Project {key}")
+    for name, spec in repositories.items():
+        spec = dict(spec)
+        branches = spec.pop("branches")
+        sb.create_repository(slug, name, commits=0, **spec)
+        for branch in branches:
+            sb.commit(slug, name, branch=branch, message=f"work on {branch}")
+        sb.create_tag(slug, name, "v1", annotated=True, message="release 1")
+    inst = sb.install(slug, f"{stack.base_url}/atlassian-connect.json")
+    return SimpleNamespace(slug=slug, api=ApiClient(stack.base_url, HostSigner(inst["client_key"], inst["shared_secret"])))
+
+
+def host_settings(stack, ws, slug: str) -> dict:
+    """What the sandbox host shows for a repository: its settings and its main branch."""
+    r = stack.sandbox.repository(ws.slug, slug)
+    return {"project": r.project_key, "is_private": r.is_private, "description": r.description,
+            "language": r.language, "fork_policy": r.fork_policy, "mainbranch": gitops.default_branch(r.path)}
+
+
+def test_a_recovered_repository_gets_its_project_privacy_description_and_main_branch_back(stack):
+    api = {"project": "PLAT", "description": "The platform API", "is_private": False, "language": "python",
+           "fork_policy": "no_forks", "branches": ["develop", "alpha", "main"]}  # main branch: develop
+    core = {"project": "PLAT", "description": "Core services", "is_private": True, "branches": ["trunk", "feature"]}
+    ws = workspace_with_settings(stack, {"api": api, "core": core})
+    before = {slug: host_settings(stack, ws, slug) for slug in ("api", "core")}
+    assert before["api"]["mainbranch"] == "develop" and before["core"]["mainbranch"] == "trunk"
+    views = {slug: wait_backed_up(stack, ws, slug) for slug in ("api", "core")}
+    assert views["api"]["settings"] == {"description": "The platform API", "is_private": False, "language": "python",
+                                        "fork_policy": "no_forks", "project": {"key": "PLAT", "name": "Project PLAT"},
+                                        "mainbranch": "develop"}
+    assert views["core"]["settings"]["mainbranch"] == "trunk" and views["core"]["settings"]["is_private"] is True
+    manifest = json.loads((vault_of(stack, views["api"]["uuid"]) / "strongroom" / "manifest.json").read_text())
+    assert manifest["repository"]["settings"] == views["api"]["settings"]  # for the offline export and by hand
+    refs = {slug: snapshots(ws, view["uuid"])[0]["refs"] for slug, view in views.items()}
+    deleted_upstream(stack, ws, "api", "core")
+
+    dry = ws.api.post("/api/v1/recoveries", {"repositories": "deleted"}).json()
+    plans = {p["repository"]["slug"]: p for p in dry["plan"]}
+    # The Connect app may not read projects (no `project` scope) and no repository is left in PLAT to prove
+    # it exists: the project is tried, unconfirmed.
+    assert plans["api"]["settings"] == {"is_private": False, "description": "The platform API", "language": "python",
+                                        "fork_policy": "no_forks", "mainbranch": "develop",
+                                        "project": {"key": "PLAT", "name": "Project PLAT", "confirmed": False}}
+    assert plans["api"]["warnings"] == [] and plans["core"]["settings"]["is_private"] is True
+    started = ws.api.post("/api/v1/recoveries", {"repositories": "deleted", "dry_run": False})
+    assert started.status_code == 202, started.text
+    job = finished(ws, started.json()["job"]["id"])
+    assert job["state"] == "succeeded", job
+    assert [i["warnings"] for i in job["items"]] == [[], []]
+    for slug in ("api", "core"):
+        assert host_settings(stack, ws, slug) == before[slug]  # same project, privacy, description, main branch
+        assert stack.sandbox.refs(ws.slug, slug) == refs[slug]
+        assert stack.sandbox.repository(ws.slug, slug).uuid != views[slug]["uuid"]  # a new repository
+
+
+def test_a_repository_whose_project_was_deleted_comes_back_in_the_default_project_with_a_warning(stack):
+    spec = {"project": "OPS", "description": "Runbooks", "is_private": True, "branches": ["main", "drafts"]}
+    ws = workspace_with_settings(stack, {"runbooks": spec})
+    view = wait_backed_up(stack, ws, "runbooks")
+    refs = snapshots(ws, view["uuid"])[0]["refs"]
+    deleted_upstream(stack, ws, "runbooks")
+    stack.sandbox.delete_project(ws.slug, "OPS")
+    answer, job = run(ws, view["uuid"], {"snapshot_id": snapshots(ws, view["uuid"])[0]["id"],
+                                         "target": {"kind": "new"}})
+    assert answer["settings"]["project"] == {"key": "OPS", "name": "Project OPS", "confirmed": False}
+    assert job["state"] == "succeeded", job
+    (item,) = job["items"]
+    assert item["warnings"] == ["the repository is in project PROJ, not OPS: Bitbucket refused project OPS (deleted?)"]
+    assert host_settings(stack, ws, "runbooks") == {"project": "PROJ", "is_private": True, "description": "Runbooks",
+                                                     "language": "", "fork_policy": "no_public_forks",
+                                                     "mainbranch": "main"}
+    assert stack.sandbox.refs(ws.slug, "runbooks") == refs
+
+
+def test_settings_of_a_repository_created_after_install_are_known_without_a_sweep(install_workspace, stack):
+    sb = stack.sandbox
+    ws = install_workspace(repos=1)
+    wait_backed_up(stack, ws, "repo-0")
+    sb.create_repository(ws.slug, "late", commits=2, is_private=False, description="made after install",
+                         language="go", fork_policy="no_forks")  # repo:created, then its first sync
+    view = wait_backed_up(stack, ws, "late")
+    assert view["settings"] == {"description": "made after install", "is_private": False, "language": "go",
+                                "fork_policy": "no_forks", "mainbranch": "main",
+                                "project": view["settings"]["project"]}
+    assert view["settings"]["project"]["key"]  # the workspace's default project
+    manifest = lambda: json.loads((vault_of(stack, view["uuid"]) / "strongroom" / "manifest.json").read_text())
+    assert manifest()["repository"]["settings"] == view["settings"]  # written by that same first sync
+    sb.update_repository(ws.slug, "late", description="renamed purpose")  # repo:updated carries the change
+    wait_for(lambda: repos_by_slug(ws)["late"]["settings"]["description"] == "renamed purpose", 30,
+             message="the repo:updated description recorded")
+    sb.commit(ws.slug, "late", message="after the update")
+    wait_backed_up(stack, ws, "late")
+    assert manifest()["repository"]["settings"]["description"] == "renamed purpose"

@@ -79,3 +79,29 @@ def test_cli_export_needs_nothing_but_the_data_directory(data_dir, tmp_path, git
                               "--workspace", "acme", "--repository", "nope", "--bundle", str(tmp_path / "b")],
                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert missing.returncode == 1 and "no backup of acme/nope" in missing.stderr
+
+
+def test_an_export_checks_out_the_recorded_main_branch_and_the_cli_shows_the_settings(tmp_path, upstream, git: Git):
+    data = tmp_path / "data"
+    mirror = Vault(data / "vaults").open(Vault(data / "vaults").mirror_path(WORKSPACE, REPOSITORY))
+    settings = {"description": "The platform API", "is_private": False, "mainbranch": "develop",
+                "project": {"key": "PLAT", "name": "Platform"}}
+    mirror.write_manifest({"format": 1, "workspace": {"uuid": WORKSPACE, "slug": "acme", "name": "Acme"},
+                           "repository": {"uuid": REPOSITORY, "slug": "api", "name": "API", "full_name": "acme/api",
+                                          "settings": settings}})
+    upstream.commit("develop")
+    upstream.push("develop")
+    refs = mirror.sync(upstream.url, None).after
+    assert {"refs/heads/main", "refs/heads/develop"} <= set(refs)
+    mirror.record_snapshot(SnapshotEntry("s-one", EARLY, "install", refs))
+    export_offline(data, "acme", "api", to=tmp_path / "out.git")
+    assert (tmp_path / "out.git" / "HEAD").read_text().strip() == "ref: refs/heads/develop"
+    export_offline(data, "acme", "api", bundle=tmp_path / "out.bundle")
+    git("clone", "--quiet", str(tmp_path / "out.bundle"), str(tmp_path / "work"))
+    assert git("rev-parse", "--abbrev-ref", "HEAD", cwd=tmp_path / "work").strip() == "develop"
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path / "home")}
+    out = subprocess.run([sys.executable, "-m", "strongroom.cli", "export", "--data-dir", str(data),
+                          "--workspace", "acme", "--repository", "api", "--to", str(tmp_path / "cli.git")],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert '"mainbranch": "develop"' in out.stdout and '"key": "PLAT"' in out.stdout

@@ -115,3 +115,15 @@ def test_syncs_never_complete_or_fail_restore_items(unit_ctx, job):
         fail_items(s, ids["b"], 10, "not in scope")
     assert states(unit_ctx, tenant_id, job_id) == {"a": ("pending", 0), "b": ("pending", 0), "c": ("pending", 0),
                                                     "_": "queued"}
+
+
+def test_a_finished_item_keeps_the_warnings_of_its_restore(unit_ctx, job, monkeypatch):
+    tenant_id, job_id, ids = job
+    said = ["the repository is in project PROJ, not PLAT: Bitbucket refused project PLAT (deleted?)"]
+    monkeypatch.setattr(recovery, "_execute", lambda ctx, kind, tenant, repository_id, params, dispatcher:
+                        said if repository_id == ids["b"] else None)
+    drain(unit_ctx, job_id, RecordingDispatcher())
+    with unit_ctx.db.session() as s:
+        view = view_job(s, tenant_id, job_id).as_dict()
+    assert view["state"] == "succeeded"
+    assert [(i["repository"]["slug"], i["warnings"]) for i in view["items"]] == [("a", []), ("b", said), ("c", [])]

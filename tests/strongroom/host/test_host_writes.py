@@ -6,7 +6,7 @@ import pytest
 from strongroom.errors import InvalidInput
 from strongroom.host.client import ConnectCredentials, HostClient, MemoryTokenCache
 from strongroom.host.credentials import READ_SCOPES, AccessTokenCredentials, ScopedCredentials
-from strongroom.host.writes import check_slug, write_client
+from strongroom.host.writes import check_slug, creation_body, write_client
 
 CONNECT = ConnectCredentials(app_key="k", client_key="ari:cloud:bitbucket::app/{w}/k", shared_secret="s" * 32,
                              base_url="https://bitbucket.org", base_api_url="https://api.bitbucket.org")
@@ -42,3 +42,17 @@ def test_repository_names_must_be_slugs(name):
     with pytest.raises(InvalidInput):
         check_slug(name)
     assert check_slug("api.v2_backup-1") == "api.v2_backup-1"
+
+
+def test_the_creation_body_carries_the_settings_and_is_private_unless_public_in_so_many_words():
+    settings = {"is_private": False, "description": "The platform API", "language": "python",
+                "fork_policy": "no_forks", "project": {"key": "PLAT", "name": "Platform", "confirmed": True},
+                "mainbranch": "develop"}
+    assert creation_body(settings) == {"scm": "git", "is_private": False, "description": "The platform API",
+                                       "language": "python", "fork_policy": "no_forks", "project": {"key": "PLAT"}}
+    # nothing known: private, in the workspace's default project; mainbranch is never sent (BCLOUD-20340)
+    assert creation_body({}) == {"scm": "git", "is_private": True}
+    assert creation_body({"is_private": None, "fork_policy": "sometimes", "description": "", "project": None}) == \
+        {"scm": "git", "is_private": True}
+    with pytest.raises(InvalidInput):
+        creation_body({"project": {"key": 'x" OR 1'}})
