@@ -40,6 +40,29 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1, message: s
     raise AssertionError(f"timed out after {timeout}s waiting for {message} (last: {last!r})")
 
 
+def sync_settled(ctx, repository_uuid: str) -> bool:
+    """True when no sync of the repository is under way or still to come: every requested sync
+    generation has been synced (or given up), no webhook event of its workspace waits to be applied
+    and no whole-workspace backup of it waits to be planned (either requests another round). The API
+    cannot tell this: between two rounds a repository reads "ok" although the next one is requested."""
+    from sqlalchemy import func, select
+
+    from strongroom.connect.payloads import normalize_uuid
+    from strongroom.store.models import Event, Job, Repository
+
+    with ctx.db.session() as s:
+        rows = s.execute(select(Repository.tenant_id, Repository.requested_gen, Repository.synced_gen)
+                         .where(Repository.uuid == normalize_uuid(repository_uuid))).all()
+        if not rows or any(requested > synced for _, requested, synced in rows):
+            return False
+        tenants = [tenant for tenant, _, _ in rows]
+        events = s.scalar(select(func.count()).select_from(Event).where(
+            Event.tenant_id.in_(tenants), Event.processed_at.is_(None)))
+        jobs = s.scalar(select(func.count()).select_from(Job).where(
+            Job.tenant_id.in_(tenants), Job.kind == "backup_all", Job.started_at.is_(None), Job.error.is_(None)))
+        return not events and not jobs
+
+
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that reproduces ``settings`` in a subprocess."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRONGROOM_")}
@@ -227,4 +250,4 @@ def origin(url: str) -> str:
 
 
 __all__ = ["ApiClient", "BeatProcess", "HostSigner", "WebServer", "WorkerProcess", "clone_env", "free_port", "git",
-           "json", "origin", "settings_env", "show_ref", "wait_for"]
+           "json", "origin", "settings_env", "show_ref", "sync_settled", "wait_for"]

@@ -5,19 +5,22 @@ from urllib.parse import quote
 
 import requests
 
-from harness import wait_for
+from harness import sync_settled, wait_for
 from strongroom.operators import create_operator_key
 
 
 class OperatorApi:
-    """Calls Strongroom's /api/v1 with an operator key (works on every install path)."""
+    """Calls Strongroom's /api/v1 with an operator key (works on every install path).
 
-    def __init__(self, base_url: str, key: str) -> None:
-        self.base_url, self.key = base_url.rstrip("/"), key
+    ``ctx`` (the stack's Context) lets ``wait_backed_up`` also check, in the database, that no sync
+    is still requested or running, which the API cannot tell."""
+
+    def __init__(self, base_url: str, key: str, ctx=None) -> None:
+        self.base_url, self.key, self.ctx = base_url.rstrip("/"), key, ctx
 
     @classmethod
     def for_workspace(cls, stack, workspace: str) -> "OperatorApi":
-        return cls(stack.base_url, create_operator_key(stack.ctx, workspace, "tests").key)
+        return cls(stack.base_url, create_operator_key(stack.ctx, workspace, "tests").key, stack.ctx)
 
     def request(self, method: str, path: str, *, json_body=None, params: str = "") -> requests.Response:
         target = quote(path, safe="/-._~") + (f"?{params}" if params else "")
@@ -46,14 +49,21 @@ class OperatorApi:
 
 
 def wait_backed_up(sandbox, api: OperatorApi, workspace: str, slug: str, timeout: float = 60) -> dict:
-    """Wait until the newest snapshot equals the sandbox's live refs and no sync round is running.
+    """Wait until the newest snapshot equals the sandbox's live refs and the repository is settled.
 
-    A push can start a follow-up round after the snapshot that already holds its tips, so the
-    view is returned only once that round has finished too."""
+    A push can start a follow-up round after the snapshot that already holds its tips (and between
+    two rounds the repository reads "ok"), so the view is returned only once no round runs and (with
+    ``api.ctx``, see ``harness.sync_settled``) none is requested or about to be; the view is read again
+    after those checks and must not have changed, so the state and snapshot_count returned are the
+    settled ones."""
     def done():
         repo = api.repos().get(slug)
         if not repo or not repo["snapshot_count"] or repo["state"] == "syncing":
             return None
         snaps = api.snapshots(repo["uuid"])
-        return repo if snaps and snaps[0]["refs"] == sandbox.refs(workspace, slug) else None
+        if not snaps or snaps[0]["refs"] != sandbox.refs(workspace, slug):
+            return None
+        if api.ctx is not None and not sync_settled(api.ctx, repo["uuid"]):
+            return None
+        return repo if api.repos().get(slug) == repo else None
     return wait_for(done, timeout, 0.2, message=f"{slug} backed up to the live state")

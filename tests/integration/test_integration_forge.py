@@ -181,7 +181,7 @@ def test_forge_routes_are_404_without_an_app_id(stack):
 def test_connect_then_forge_keeps_the_snapshot_history(install_workspace, stack):
     sb = stack.sandbox
     ws = install_workspace(repos=1)
-    api = OperatorApi(stack.base_url, create_operator_key(stack.ctx, ws.slug, "move").key)
+    api = OperatorApi(stack.base_url, create_operator_key(stack.ctx, ws.slug, "move").key, stack.ctx)
     repo = wait_backed_up(sb, api, ws.slug, "repo-0")
     history = [s["id"] for s in api.snapshots(repo["uuid"])]
     sb.uninstall(ws.slug)
