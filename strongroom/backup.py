@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
-from sqlalchemy import select, true
+from sqlalchemy import select, true, update
 
 from .bindings import credential_refused
 from .context import Context
@@ -293,6 +293,11 @@ def run_backup_job(ctx: Context, job_id: str, dispatcher: Dispatcher) -> int:
             s.get(Job, job_id).error = _describe(exc)
         return 0
     with ctx.db.session() as s:
+        # Claim the job: a redelivered copy planning it at the same time gets no row and adds nothing.
+        claimed = s.execute(update(Job).where(Job.id == job_id, Job.started_at.is_(None))
+                            .values(started_at=utcnow())).rowcount
+        if not claimed:
+            return 0
         job, tenant = s.get(Job, job_id), s.get(Tenant, tenant_id)
         repos = s.scalars(select(Repository).where(Repository.tenant_id == tenant_id,
                                                    Repository.deleted_upstream.is_(False),
@@ -300,7 +305,6 @@ def run_backup_job(ctx: Context, job_id: str, dispatcher: Dispatcher) -> int:
         for repo in repos:
             request_sync(repo, trigger)
         add_items(s, job, repos)
-        job.started_at = utcnow()
         ids = [r.id for r in repos]
     for rid in ids:
         dispatcher.sync_repository(rid)

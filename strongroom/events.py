@@ -5,7 +5,7 @@ import json
 import logging
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from .backup import request_sync
@@ -51,10 +51,13 @@ def record_event(ctx: Context, tenant_id: str, *, source: str, delivery_id: str 
 def process_event(ctx: Context, event_id: str, dispatcher: Dispatcher) -> str:
     """Apply a recorded event (idempotent): add, rename, flag deleted, or request a sync."""
     with ctx.db.session() as s:
-        row = s.get(Event, event_id)
-        if row is None or row.processed_at is not None:
+        # Claim first (a write as the transaction's first statement): a concurrent copy of this task
+        # (the janitor re-dispatched it) waits for the row and then finds it processed.
+        claimed = s.execute(update(Event).where(Event.id == event_id, Event.processed_at.is_(None))
+                            .values(attempts=Event.attempts + 1)).rowcount
+        row = s.get(Event, event_id) if claimed else None
+        if row is None:
             return "skipped"
-        row.attempts += 1
         try:
             payload = json.loads(row.payload_json)
             event = parse_repository_event(row.event_key, payload)

@@ -4,6 +4,7 @@ broker (embedded filesystem queue by default; Redis when REDIS_URL is set). The 
 default or a fresh PostgreSQL database when DATABASE_URL is set."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import sys
@@ -74,6 +75,16 @@ def unit_settings(tmp_path, redis_url) -> Settings:
 def unit_ctx(unit_settings) -> Context:
     ctx = Context.create(unit_settings)
     upgrade(ctx.db, unit_settings.data_dir / "locks")
+    yield ctx
+    ctx.db.dispose()
+
+
+@pytest.fixture
+def shared_ctx(unit_settings, database_url) -> Context:
+    """A context on the session's database: SQLite, or PostgreSQL when DATABASE_URL is set (for tests of
+    concurrency that must hold on both). The database outlives the test: use fresh UUIDs."""
+    ctx = Context.create(dataclasses.replace(unit_settings, database_url=database_url))
+    upgrade(ctx.db, ctx.settings.data_dir / "locks")
     yield ctx
     ctx.db.dispose()
 

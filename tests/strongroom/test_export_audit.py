@@ -2,7 +2,6 @@
 imports each line once as an "export" entry of the workspace's tenant."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -25,12 +24,10 @@ sys.path.append(str(Path(__file__).parent / "vault"))
 from test_vault_support import REPOSITORY, WORKSPACE, Git, Upstream, git, upstream  # noqa: E402,F401
 
 from strongroom import audit  # noqa: E402
-from strongroom.context import Context  # noqa: E402
 from strongroom.errors import NotFound  # noqa: E402
 from strongroom.export import export_offline  # noqa: E402
 from strongroom.janitor import redispatch_stale_work  # noqa: E402
 from strongroom.ports import RecordingDispatcher  # noqa: E402
-from strongroom.store.migrate import upgrade  # noqa: E402
 from strongroom.store.models import Tenant  # noqa: E402
 from strongroom.vault import SnapshotEntry, Vault  # noqa: E402
 
@@ -171,15 +168,6 @@ def test_an_offline_export_becomes_exactly_one_audit_entry_of_its_tenant(unit_ct
                                 "refs": line["refs"], "repository": REPOSITORY,
                                 "user": USER, "host": socket.gethostname()}
     assert exports(unit_ctx, other_id) == []
-
-
-@pytest.fixture
-def shared_ctx(unit_settings, database_url):
-    """A context on the session's database: SQLite, or PostgreSQL when DATABASE_URL is set."""
-    ctx = Context.create(dataclasses.replace(unit_settings, database_url=database_url))
-    upgrade(ctx.db, ctx.settings.data_dir / "locks")
-    yield ctx
-    ctx.db.dispose()
 
 
 def test_concurrent_importers_add_each_line_once(shared_ctx, tmp_path, upstream, monkeypatch):
