@@ -5,7 +5,7 @@ from urllib.parse import quote
 
 import requests
 
-from harness import sync_settled, wait_for
+from harness import clone_env, git, show_ref, sync_settled, wait_for
 from strongroom.operators import create_operator_key
 
 
@@ -67,3 +67,21 @@ def wait_backed_up(sandbox, api: OperatorApi, workspace: str, slug: str, timeout
             return None
         return repo if api.repos().get(slug) == repo else None
     return wait_for(done, timeout, 0.2, message=f"{slug} backed up to the live state")
+
+
+def push_then_force_push_keeps_the_earlier_snapshot(stack, api: OperatorApi, workspace: str, slug: str,
+                                                    dest) -> None:
+    """A push is backed up as a "push" snapshot; after a force-push over it, that snapshot still clones
+    exactly as it was (the same on every install path)."""
+    sb = stack.sandbox
+    uuid = api.repos()[slug]["uuid"]
+    sha = sb.commit(workspace, slug, message="pushed")
+    wait_backed_up(sb, api, workspace, slug)
+    newest = api.snapshots(uuid)[0]
+    assert newest["refs"]["refs/heads/main"] == sha and newest["trigger"] == "push"
+    before = sb.refs(workspace, slug)
+    sb.force_push(workspace, slug)
+    wait_backed_up(sb, api, workspace, slug)
+    url = f"{stack.base_url}/git/{workspace}/{slug}/snapshots/{newest['id']}.git"
+    git("clone", "--mirror", url, str(dest), env=clone_env(api.access_token()))
+    assert show_ref(dest) == before

@@ -18,7 +18,7 @@ from harness import ROOT, clone_env, git, show_ref, wait_for
 from strongroom.operators import create_operator_key
 from strongroom.ports import RecordingDispatcher
 from strongroom.store.models import Event, Installation, Job, Tenant, utcnow
-from tenant_api import OperatorApi, wait_backed_up
+from tenant_api import OperatorApi, push_then_force_push_keeps_the_earlier_snapshot, wait_backed_up
 
 pytestmark = pytest.mark.integration
 MANIFEST = yaml.safe_load((ROOT / "forge" / "manifest.yml").read_text())
@@ -68,22 +68,12 @@ def test_install_backs_up_everything_and_pushes_become_snapshots(stack, tmp_path
     assert (view["path"], view["status"], view["client_key"]) == ("forge", "active", None)
     for name in ("repo-0", "repo-1"):
         assert api.snapshots(wait_backed_up(sb, api, slug, name)["uuid"])[-1]["trigger"] == "install"
-    repo = api.repos()["repo-0"]
-    sha = sb.commit(slug, "repo-0", message="pushed under Forge")
-    wait_backed_up(sb, api, slug, "repo-0")
-    newest = api.snapshots(repo["uuid"])[0]
-    assert newest["refs"]["refs/heads/main"] == sha and newest["trigger"] == "push"
-    before, snap_before = sb.refs(slug, "repo-0"), newest["id"]
-    sb.force_push(slug, "repo-0")
-    wait_backed_up(sb, api, slug, "repo-0")
-    token = api.access_token()
-    git("clone", "--mirror", f"{stack.base_url}/git/{slug}/repo-0/snapshots/{snap_before}.git", str(tmp_path / "old"),
-        env=clone_env(token))
-    assert show_ref(tmp_path / "old") == before
+    push_then_force_push_keeps_the_earlier_snapshot(stack, api, slug, "repo-0", tmp_path / "old")
     live = sb.refs(slug, "repo-1")
     sb.delete_repository(slug, "repo-1")
     wait_for(lambda: api.repos()["repo-1"]["deleted_upstream"], 30, message="deleted flag via a REST refresh")
-    git("clone", "--mirror", f"{stack.base_url}/git/{slug}/repo-1.git", str(tmp_path / "kept"), env=clone_env(token))
+    git("clone", "--mirror", f"{stack.base_url}/git/{slug}/repo-1.git", str(tmp_path / "kept"),
+        env=clone_env(api.access_token()))
     assert show_ref(tmp_path / "kept") == live
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from harness import ROOT, clone_env, git, settings_env, show_ref, wait_for
 from strongroom.store.models import Event, Installation, Tenant
 from strongroom.tokenmode import TokenCredential, connect_workspace, credential_notice
-from tenant_api import OperatorApi, wait_backed_up
+from tenant_api import OperatorApi, push_then_force_push_keeps_the_earlier_snapshot, wait_backed_up
 
 pytestmark = pytest.mark.integration
 
@@ -94,22 +94,13 @@ def test_push_force_push_and_deletion_keep_every_snapshot(stack, tmp_path):
     connect(stack, slug, sb.tokenmode.issue_workspace_token(slug))
     api = OperatorApi.for_workspace(stack, slug)
     repo = wait_backed_up(sb, api, slug, "repo-0")
-    sha = sb.commit(slug, "repo-0", message="pushed in token mode")
-    wait_backed_up(sb, api, slug, "repo-0")
-    newest = api.snapshots(repo["uuid"])[0]
-    assert newest["refs"]["refs/heads/main"] == sha and newest["trigger"] == "push"
-    before, snap_before = sb.refs(slug, "repo-0"), newest["id"]
-    sb.force_push(slug, "repo-0")
-    wait_backed_up(sb, api, slug, "repo-0")
-    token = api.access_token()
-    url = f"{stack.base_url}/git/{slug}/repo-0/snapshots/{snap_before}.git"
-    git("clone", "--mirror", url, str(tmp_path / "old"), env=clone_env(token))
-    assert show_ref(tmp_path / "old") == before
+    push_then_force_push_keeps_the_earlier_snapshot(stack, api, slug, "repo-0", tmp_path / "old")
     live = sb.refs(slug, "repo-0")
     sb.delete_repository(slug, "repo-0")
     wait_for(lambda: api.repos()["repo-0"]["deleted_upstream"], 30, message="deleted flag")
     assert api.repos()["repo-0"]["snapshot_count"] == len(api.snapshots(repo["uuid"])) >= 3
-    git("clone", "--mirror", f"{stack.base_url}/git/{slug}/repo-0.git", str(tmp_path / "kept"), env=clone_env(token))
+    git("clone", "--mirror", f"{stack.base_url}/git/{slug}/repo-0.git", str(tmp_path / "kept"),
+        env=clone_env(api.access_token()))
     assert show_ref(tmp_path / "kept") == live
 
 
