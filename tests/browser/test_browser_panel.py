@@ -45,11 +45,23 @@ def protected_workspace(install_workspace, stack, repos_count: int = 3):
     return ws
 
 
+MOVES_OF_MAIN_SECTIONS = """
+window.__sectionMoves = 0;
+document.addEventListener("DOMContentLoaded", () => {
+  new MutationObserver((records) => { window.__sectionMoves += records.length; })
+    .observe(document.querySelector("main"), { childList: true });
+});
+"""
+
+
 def test_admin_page_loads_with_a_host_signed_jwt(install_workspace, stack, page, signed_page_url, screenshots):
     ws = protected_workspace(install_workspace, stack)
+    page.add_init_script(MOVES_OF_MAIN_SECTIONS)
     open_admin(stack, page, ws, signed_page_url)
     expect(page.locator("#summary-text")).to_contain_text("All 3 repositories in scope are protected")
     expect(page.locator("#status-strip")).to_contain_text("Bitbucket is reachable")
+    # While Bitbucket is up nothing moves under the user's pointer (only an outage brings Access up).
+    assert page.evaluate("window.__sectionMoves") == 0
     for i in range(3):
         switch = page.get_by_role("switch", name=f"Back up {ws.slug}/repo-{i}")
         expect(switch).to_be_checked()
