@@ -46,6 +46,24 @@ const StrongroomRestore = (() => {
     }
   }
 
+  // --- plans: a dry run of exactly the request that confirming sends --------------------------------
+  async function showPlan(flow, path, makeBody, render, memory) {
+    $(`${flow}-preview`).disabled = true;
+    try {
+      const answer = await api("POST", path, makeBody(true));
+      message("");
+      memory.planned = JSON.stringify(makeBody(false));  // only this request can be confirmed
+      render(answer);
+      $(`${flow}-job`).hidden = true;
+      $(`${flow}-job-status`).textContent = "";
+      $(`${flow}-plan-title`).focus();
+    } catch (e) {
+      message(`Could not plan the ${flow}: ${e.message}`);
+    } finally {
+      $(`${flow}-preview`).disabled = false;
+    }
+  }
+
   // --- restore one repository ---------------------------------------------------------------------
   function refItem([ref, sha], index) {
     const id = `restore-ref-${index}`;  // ref names may hold any character; the index is unique
@@ -144,21 +162,8 @@ const StrongroomRestore = (() => {
     if (!restore.repo) return;
     const boxes = document.querySelectorAll('input[name="restore-ref"]:checked');
     if (!boxes.length) { message("Choose at least one ref to restore."); return; }
-    const body = restoreBody(true);
-    $("restore-preview").disabled = true;
-    try {
-      const answer = await api("POST", `/repositories/${encodeURIComponent(restore.repo.uuid)}/restores`, body);
-      message("");
-      restore.planned = JSON.stringify(restoreBody(false));
-      renderRestorePlan(answer);
-      $("restore-job").hidden = true;
-      $("restore-job-status").textContent = "";
-      $("restore-plan-title").focus();
-    } catch (e) {
-      message(`Could not plan the restore: ${e.message}`);
-    } finally {
-      $("restore-preview").disabled = false;
-    }
+    await showPlan("restore", `/repositories/${encodeURIComponent(restore.repo.uuid)}/restores`, restoreBody,
+                   renderRestorePlan, restore);
   }
 
   async function confirmRestore() {
@@ -234,20 +239,7 @@ const StrongroomRestore = (() => {
 
   async function previewRecovery(event) {
     event.preventDefault();
-    $("recovery-preview").disabled = true;
-    try {
-      const answer = await api("POST", "/recoveries", recoveryBody(true));
-      message("");
-      recovery.planned = JSON.stringify(recoveryBody(false));
-      renderRecoveryPlan(answer);
-      $("recovery-job").hidden = true;
-      $("recovery-job-status").textContent = "";
-      $("recovery-plan-title").focus();
-    } catch (e) {
-      message(`Could not plan the recovery: ${e.message}`);
-    } finally {
-      $("recovery-preview").disabled = false;
-    }
+    await showPlan("recovery", "/recoveries", recoveryBody, renderRecoveryPlan, recovery);
   }
 
   function renderRecoveryJob(job) {
