@@ -64,6 +64,29 @@ const StrongroomRestore = (() => {
     }
   }
 
+  // Confirm: send the planned request for real (only if the form still says what was planned); the
+  // answer is rendered and its job section shown. Null if nothing was started.
+  async function startPlanned(flow, path, body, memory, render, withdraw) {
+    if (!memory.planned || memory.planned !== JSON.stringify(body)) { withdraw(); return null; }
+    $(`${flow}-confirm`).disabled = true;
+    $(`${flow}-preview`).disabled = true;
+    let answer;
+    try {
+      answer = await api("POST", path, body);
+    } catch (e) {
+      message(`Could not start the ${flow}: ${e.message}`);
+      $(`${flow}-preview`).disabled = false;
+      return null;
+    }
+    message("");
+    loadAudit();
+    memory.planned = null;
+    render(answer);
+    $(`${flow}-confirm`).disabled = true;
+    $(`${flow}-job`).hidden = false;
+    return answer;
+  }
+
   // --- restore one repository ---------------------------------------------------------------------
   function refItem([ref, sha], index) {
     const id = `restore-ref-${index}`;  // ref names may hold any character; the index is unique
@@ -167,24 +190,10 @@ const StrongroomRestore = (() => {
   }
 
   async function confirmRestore() {
-    const body = restoreBody(false);
-    if (!restore.planned || restore.planned !== JSON.stringify(body)) { formChanged(); return; }
-    const repo = restore.repo;
-    $("restore-confirm").disabled = true;
-    $("restore-preview").disabled = true;
-    let answer;
-    try {
-      answer = await api("POST", `/repositories/${encodeURIComponent(repo.uuid)}/restores`, body);
-    } catch (e) {
-      message(`Could not start the restore: ${e.message}`);
-      $("restore-preview").disabled = false;
-      return;
-    }
-    message("");
-    loadAudit();
-    renderRestorePlan(answer);  // what is being done: planned again against Bitbucket's refs of this moment
-    $("restore-confirm").disabled = true;
-    $("restore-job").hidden = false;
+    // What is being done is planned again against Bitbucket's refs of this moment, and shown.
+    const answer = await startPlanned("restore", `/repositories/${encodeURIComponent(restore.repo.uuid)}/restores`,
+                                      restoreBody(false), restore, renderRestorePlan, formChanged);
+    if (!answer) return;
     const status = $("restore-job-status");
     status.textContent = "Starting…";
     delete status.dataset.state;
@@ -193,7 +202,6 @@ const StrongroomRestore = (() => {
       status.textContent = j.state === "queued" ? "Waiting for a worker…" : j.state === "running" ? `Restoring into ${target}…` : "";
     });
     $("restore-preview").disabled = false;
-    restore.planned = null;
     if (!job) return;
     const item = (job.items || [])[0] || {};
     if (job.state === "succeeded") {
@@ -262,24 +270,9 @@ const StrongroomRestore = (() => {
   }
 
   async function confirmRecovery() {
-    const body = recoveryBody(false);
-    if (!recovery.planned || recovery.planned !== JSON.stringify(body)) { invalidateRecovery(); return; }
-    $("recovery-confirm").disabled = true;
-    $("recovery-preview").disabled = true;
-    let answer;
-    try {
-      answer = await api("POST", "/recoveries", body);
-    } catch (e) {
-      message(`Could not start the recovery: ${e.message}`);
-      $("recovery-preview").disabled = false;
-      return;
-    }
-    message("");
-    loadAudit();
-    recovery.planned = null;
-    renderRecoveryPlan(answer);
-    $("recovery-confirm").disabled = true;
-    $("recovery-job").hidden = false;
+    const answer = await startPlanned("recovery", "/recoveries", recoveryBody(false), recovery, renderRecoveryPlan,
+                                      invalidateRecovery);
+    if (!answer) return;
     await poll(answer.job.id, renderRecoveryJob);
     $("recovery-preview").disabled = false;
     loadAudit();
